@@ -1,0 +1,44 @@
+"""r2kd_hf: robustness-reinforced knowledge distillation (R2KD) for image classification on the Hugging Face stack."""
+
+from . import _torchvision_fix
+
+_torchvision_fix.install_hook()  # before anything imports torchvision (a no-op where its ops load)
+
+from . import models  # noqa: E402  (registers the CIFAR architectures with timm)
+from .augment import build_second_view  # noqa: E402
+from .config import R2KDConfig  # noqa: E402
+from .losses import (  # noqa: E402
+    available_losses,
+    cmkd_loss,
+    dist_loss,
+    dkd_loss,
+    get_loss,
+    kd_loss,
+    r2kd_loss,
+    register_loss,
+)
+from .modeling import load_model  # noqa: E402
+from .pruning import TeacherPruningCallback, load_student, prune_student, save_pruned_student  # noqa: E402
+from .trainer import R2KDTrainer  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "R2KDConfig",
+    "R2KDTrainer",
+    "TeacherPruningCallback",
+    "__version__",
+    "available_losses",
+    "build_second_view",
+    "cmkd_loss",
+    "dist_loss",
+    "dkd_loss",
+    "get_loss",
+    "kd_loss",
+    "load_model",
+    "load_student",
+    "prune_student",
+    "r2kd_loss",
+    "register_loss",
+    "save_pruned_student",
+]

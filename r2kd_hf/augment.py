@@ -1,0 +1,166 @@
+"""The second, augmented view of R2KD: batch augmentations applied on device, during training only.
+
+Following the reference code (after Wang et al., "What makes a good data augmentation in knowledge distillation",
+NeurIPS 2022), the augmented view is an *extra* view of every batch that receives the distillation terms only;
+its labels are never used. Every view maps a normalised ``(B, 3, H, W)`` batch to an augmented batch, so the
+student, the teacher and the pruned teacher all see exactly the same augmented images.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from .modeling import DEFAULT_MEAN, DEFAULT_STD
+
+
+def _beta(alpha: float) -> float:
+    return float(torch.distributions.Beta(alpha, alpha).sample())
+
+
+class MixUp:
+    """``λx + (1-λ)x[perm]`` with one ``λ ~ Beta(α, α)`` per batch (reference α = 0.2)."""
+
+    def __init__(self, alpha: float = 0.2):
+        if alpha <= 0:
+            raise ValueError(f"mixup alpha must be > 0, got {alpha}.")
+        self.alpha = alpha
+
+    def __call__(self, x: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
+        lam = _beta(self.alpha)
+        perm = torch.randperm(x.shape[0], device=x.device)
+        return x.mul(lam).add_(x[perm], alpha=1.0 - lam)
+
+
+class CutMix:
+    """Paste one box from a permuted batch; side ``√(1-λ)·size``, ``λ ~ Beta(α, α)`` (reference α = 1), clipped."""
+
+    def __init__(self, alpha: float = 1.0):
+        if alpha <= 0:
+            raise ValueError(f"cutmix alpha must be > 0, got {alpha}.")
+        self.alpha = alpha
+
+    def __call__(self, x: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        cut = math.sqrt(1.0 - _beta(self.alpha))
+        cut_h, cut_w = int(height * cut), int(width * cut)
+        cy, cx = int(torch.randint(height, ())), int(torch.randint(width, ()))
+        y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+        x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+        perm = torch.randperm(x.shape[0], device=x.device)
+        mixed = x.clone()
+        mixed[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+        return mixed
+
+
+class Cutout:
+    """Zero one ``size × size`` square per image at a random centre (clipped); reference 8 px at 32 px, 16 at 64."""
+
+    def __init__(self, size: int | None = None, holes: int = 1):
+        self.size, self.holes = size, holes
+
+    def __call__(self, x: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        size = self.size or max(1, height // 4)
+        ys = torch.arange(height, device=x.device).view(1, height, 1)
+        xs = torch.arange(width, device=x.device).view(1, 1, width)
+        keep = torch.ones(batch, height, width, dtype=torch.bool, device=x.device)
+        for _ in range(self.holes):
+            cy = torch.randint(height, (batch, 1, 1), device=x.device)
+            cx = torch.randint(width, (batch, 1, 1), device=x.device)
+            top, left = cy - size // 2, cx - size // 2
+            hole = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
+            keep &= ~hole
+        return x * keep.unsqueeze(1).to(x.dtype)
+
+
+class _PolicyView:
+    """Apply a torchvision uint8 policy to a normalised batch: de-normalise, augment, re-normalise.
+
+    As in the reference, one call on the whole batch samples **one** sub-policy for the batch.
+    """
+
+    def __init__(self, transform: Callable, mean=DEFAULT_MEAN, std=DEFAULT_STD):
+        self.transform = transform
+        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(std).view(1, -1, 1, 1)
+
+    def __call__(self, x: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
+        mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
+        images = ((x * std + mean) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+        images = self.transform(images)
+        return (images.to(x.dtype) / 255.0 - mean) / std
+
+
+class AutoAugment(_PolicyView):
+    """torchvision AutoAugment; policy ``cifar10`` (reference on CIFAR-100), ``imagenet`` (TinyImageNet) or ``svhn``."""
+
+    def __init__(self, policy: str = "imagenet", mean=DEFAULT_MEAN, std=DEFAULT_STD):
+        from torchvision.transforms import v2
+
+        policies = {p.name.lower(): p for p in v2.AutoAugmentPolicy}
+        if policy.lower() not in policies:
+            raise ValueError(f"Unknown AutoAugment policy {policy!r}; valid: {', '.join(policies)}.")
+        super().__init__(v2.AutoAugment(policies[policy.lower()]), mean, std)
+
+
+class RandAugment(_PolicyView):
+    """torchvision RandAugment (``num_ops`` operations at ``magnitude`` out of 31)."""
+
+    def __init__(self, num_ops: int = 2, magnitude: int = 9, mean=DEFAULT_MEAN, std=DEFAULT_STD):
+        from torchvision.transforms import v2
+
+        super().__init__(v2.RandAugment(num_ops=num_ops, magnitude=magnitude), mean, std)
+
+
+class CutMixPick(CutMix):
+    """CutMix, then keep the ``n_pick`` samples of highest teacher entropy (reference n_pick = 64).
+
+    Faithful quirk: the entropy is that of the teacher on the **clean** images. With ``n_pick >= batch`` every
+    sample is kept (the reference's batch of 64 with n_pick 64 only reorders the batch).
+    """
+
+    needs_teacher_logits = True
+
+    def __init__(self, alpha: float = 1.0, n_pick: int = 64):
+        super().__init__(alpha)
+        self.n_pick = n_pick
+
+    def __call__(self, x: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
+        if teacher_logits is None:
+            raise ValueError("cutmixpick needs the teacher's logits on the clean batch.")
+        mixed = super().__call__(x)
+        probs = teacher_logits.float().softmax(1)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)
+        keep = entropy.argsort(descending=True)[: min(self.n_pick, x.shape[0])]
+        return mixed[keep]
+
+
+SECOND_VIEW_CLASSES: dict[str, type] = {
+    "mixup": MixUp,
+    "cutmix": CutMix,
+    "cutout": Cutout,
+    "autoaugment": AutoAugment,
+    "randaugment": RandAugment,
+    "cutmixpick": CutMixPick,
+}
+
+
+def build_second_view(name: str, mean=DEFAULT_MEAN, std=DEFAULT_STD, **kwargs) -> Callable | None:
+    """Instantiate the second view ``name`` (``"none"`` gives ``None``); errors list the valid names/options."""
+    if name in (None, "none"):
+        return None
+    if name not in SECOND_VIEW_CLASSES:
+        raise ValueError(f"Unknown second view {name!r}; valid: none, {', '.join(SECOND_VIEW_CLASSES)}.")
+    cls = SECOND_VIEW_CLASSES[name]
+    if issubclass(cls, _PolicyView):
+        kwargs = {"mean": tuple(mean), "std": tuple(std), **kwargs}
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        import inspect
+
+        valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        raise ValueError(f"Bad options {kwargs} for second view {name!r} ({error}). Valid options: {valid}.") from None

@@ -1,0 +1,32 @@
+"""Batch collation for image classification: stack ``pixel_values`` and ``labels``; drop skipped samples."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+class ImageClassificationCollator:
+    """Stack ``pixel_values`` (tensors) and ``labels`` (ints) of a list of samples.
+
+    A sample whose ``pixel_values`` is ``None`` was an unreadable image that the data pipeline was told to skip
+    (``skip_corrupt_images``); it is dropped here. Missing keys get an error that names what the sample holds.
+    """
+
+    def __call__(self, samples: list[dict]) -> dict[str, torch.Tensor]:
+        kept = [s for s in samples if s.get("pixel_values") is not None]
+        if not kept:
+            raise ValueError("Every image of this batch was unreadable and skipped; check the dataset.")
+        for key in ("pixel_values", "labels"):
+            if key not in kept[0]:
+                raise KeyError(
+                    f"A sample has no {key!r} key (it has {sorted(kept[0])}). Build datasets with "
+                    "r2kd_hf.data.prepare_dataset, or make your transform return 'pixel_values' and 'labels'."
+                )
+        return {
+            "pixel_values": torch.stack([torch.as_tensor(s["pixel_values"]) for s in kept]),
+            "labels": torch.tensor([int(s["labels"]) for s in kept], dtype=torch.long),
+        }

@@ -1,0 +1,149 @@
+"""``R2KDConfig``: ``transformers.TrainingArguments`` plus everything distillation needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import TrainingArguments
+
+from .losses import available_losses, hyper_parameter_names, validate_loss_kwargs
+
+SECOND_VIEWS = ("none", "mixup", "cutmix", "cutout", "autoaugment", "randaugment", "cutmixpick")
+TEACHER_PRUNE_METHODS = ("l1_unstructured", "global_l1_unstructured", "structured")
+PRUNED_TEACHER_BN_MODES = ("batch_stats", "running_stats")
+
+
+@dataclass
+class R2KDConfig(TrainingArguments):
+    r"""Training arguments for :class:`~r2kd_hf.R2KDTrainer`.
+
+    Every ``TrainingArguments`` field works as usual. The defaults of ``remove_unused_columns`` (``False``: image
+    pipelines built with ``set_transform`` need their raw columns) and ``label_names`` (``["labels"]``: plain timm
+    modules do not declare ``labels`` in ``forward``) are changed so that image pipelines work out of the box.
+
+    Args:
+        loss_name: registered distillation loss (``r2kd``, ``dist``, ``kd``, ``dkd``, ``cmkd``, or your own);
+            ``none`` trains with cross-entropy only (no teacher).
+        temperature: softmax temperature ``T`` given to the loss.
+        loss_kwargs: other hyper-parameters of the loss (e.g. ``{"rank_mode": "soft"}``), checked against its signature.
+        ce_weight / kd_weight / aug_kd_weight: weights of the clean-view CE, clean-view KD and second-view KD sums.
+        second_view: batch augmentation used as a second, KD-only view (reference: ``cutmix``).
+        second_view_kwargs: options of that augmentation (e.g. ``{"alpha": 1.0}``).
+        prune_teacher / teacher_prune_method / teacher_prune_amount / pruned_teacher_weight / pruned_teacher_bn:
+            the R2KD pruned-teacher ensemble (reference: l1_unstructured, 0.1, 0.3, batch_stats).
+        validate_teacher: evaluate the teacher on the eval split before training and warn when it is near chance.
+        gather_across_processes: compute batch-wise loss terms over the global batch under multi-process training.
+        fuse_teacher_views: run the teacher once over the clean and augmented views together (exact in eval mode).
+        renormalize_teacher_inputs: re-normalise inputs on device when teacher and student normalisations differ.
+    """
+
+    _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["loss_kwargs", "second_view_kwargs"]
+
+    # Image-pipeline-friendly defaults (see the class docstring).
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "Keep raw dataset columns; image transforms applied with set_transform need them."},
+    )
+    label_names: list[str] | None = field(
+        default_factory=lambda: ["labels"],
+        metadata={"help": "Batch keys that hold the labels. Plain timm modules need this set explicitly."},
+    )
+
+    loss_name: str = field(
+        default="r2kd",
+        metadata={"help": f"Distillation loss, by registry name: {', '.join(available_losses())}, or 'none' (CE only)."},
+    )
+    temperature: float = field(default=4.0, metadata={"help": "Softmax temperature T of the distillation loss (> 0)."})
+    loss_kwargs: dict[str, Any] | str | None = field(
+        default_factory=dict,
+        metadata={"help": "Other loss hyper-parameters as a dict (JSON on the command line), e.g. '{\"rank_mode\": \"soft\"}'."},
+    )
+    ce_weight: float = field(default=1.0, metadata={"help": "Weight of cross-entropy on the clean view (reference 1)."})
+    kd_weight: float = field(default=1.0, metadata={"help": "Weight of the distillation terms on the clean view."})
+    aug_kd_weight: float = field(default=1.0, metadata={"help": "Weight of the distillation terms on the second view."})
+    second_view: str = field(
+        default="none",
+        metadata={"help": f"Second, augmented view that gets the KD terms only: {', '.join(SECOND_VIEWS)}."},
+    )
+    second_view_kwargs: dict[str, Any] | str | None = field(
+        default_factory=dict, metadata={"help": "Options of the second-view augmentation, e.g. '{\"alpha\": 1.0}'."}
+    )
+    prune_teacher: bool = field(
+        default=False, metadata={"help": "Distil from a mix of the teacher and a pruned copy of it (R2KD)."}
+    )
+    teacher_prune_method: str = field(
+        default="l1_unstructured",
+        metadata={"help": f"How the teacher copy is pruned: {', '.join(TEACHER_PRUNE_METHODS)} (reference: l1_unstructured, layer-wise)."},
+    )
+    teacher_prune_amount: float = field(
+        default=0.1, metadata={"help": "Fraction of weights (or channels, for 'structured') removed, in (0, 1). Reference 0.1."}
+    )
+    pruned_teacher_weight: float = field(
+        default=0.3,
+        metadata={"help": "Share w_p of the pruned teacher in the target logits (1-w_p)*z_t + w_p*z_p, in [0, 1). Reference 0.3."},
+    )
+    pruned_teacher_bn: str = field(
+        default="batch_stats",
+        metadata={"help": "BatchNorm of the pruned teacher: 'batch_stats' (reference code: train mode) or 'running_stats' (eval mode)."},
+    )
+    validate_teacher: bool = field(
+        default=True, metadata={"help": "Evaluate the teacher on the eval split before training; warn loudly near chance."}
+    )
+    teacher_validation_max_batches: int | None = field(
+        default=None, metadata={"help": "Evaluate the teacher on at most this many eval batches (None: the whole split)."}
+    )
+    gather_across_processes: bool = field(
+        default=True,
+        metadata={"help": "Under multi-process training, compute the loss over the global batch (gathered logits)."},
+    )
+    fuse_teacher_views: bool = field(
+        default=True, metadata={"help": "One teacher forward over clean + augmented views (exact for an eval-mode teacher)."}
+    )
+    renormalize_teacher_inputs: bool = field(
+        default=True,
+        metadata={"help": "Re-normalise inputs for the teacher when its timm data config differs from the student's."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.loss_name = str(self.loss_name).lower()
+        for name in ("loss_kwargs", "second_view_kwargs"):
+            if getattr(self, name) is None:
+                setattr(self, name, {})
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a dict (or a JSON object string), got {getattr(self, name)!r}.")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 (got {self.temperature}); the reference value is 4.")
+        for name in ("ce_weight", "kd_weight", "aug_kd_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.loss_name != "none":
+            if "temperature" in self.loss_kwargs:
+                raise ValueError("Set the temperature with the `temperature` field, not inside loss_kwargs.")
+            validate_loss_kwargs(self.loss_name, self.loss_hyper_parameters())
+        _check_choice("second_view", self.second_view, SECOND_VIEWS)
+        _check_choice("teacher_prune_method", self.teacher_prune_method, TEACHER_PRUNE_METHODS)
+        _check_choice("pruned_teacher_bn", self.pruned_teacher_bn, PRUNED_TEACHER_BN_MODES)
+        if not 0.0 < self.teacher_prune_amount < 1.0:
+            raise ValueError(f"teacher_prune_amount must be in (0, 1), got {self.teacher_prune_amount} (reference 0.1).")
+        if not 0.0 <= self.pruned_teacher_weight < 1.0:
+            raise ValueError(f"pruned_teacher_weight must be in [0, 1), got {self.pruned_teacher_weight} (reference 0.3).")
+        if self.loss_name == "none" and (self.prune_teacher or self.second_view != "none"):
+            raise ValueError("loss_name='none' trains without a teacher: set prune_teacher=False and second_view='none'.")
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.loss_name != "none"
+
+    def loss_hyper_parameters(self) -> dict[str, Any]:
+        """``loss_kwargs`` plus ``temperature`` when the selected loss takes one."""
+        kwargs = dict(self.loss_kwargs)
+        if "temperature" in hyper_parameter_names(self.loss_name):
+            kwargs["temperature"] = self.temperature
+        return kwargs
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"Unknown {name} {value!r}; valid choices: {', '.join(choices)}.")

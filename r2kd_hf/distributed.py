@@ -1,0 +1,64 @@
+"""Cross-process helpers for batch-wise loss terms (per-class correlation over the *global* batch)."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 whose backward all-reduces (sums) the gradient and returns the local slice.
+
+    When every rank computes the same loss ``L`` on the gathered tensor, the local slice then receives
+    ``world_size * dL/dx_local``; DDP's gradient *averaging* over ranks divides that back, so the parameter update
+    equals the single-process update on the same global batch.
+    """
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+        rank = dist.get_rank()
+        ctx.start, ctx.stop = sum(sizes[:rank]), sum(sizes[: rank + 1])
+        largest = max(sizes)
+        padded = tensor.new_zeros((largest, *tensor.shape[1:]))
+        padded[: tensor.shape[0]] = tensor
+        chunks = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(chunks, padded.contiguous())
+        return torch.cat([chunk[:size] for chunk, size in zip(chunks, sizes)])
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        grad = grad_output.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.start : ctx.stop], None
+
+
+def _sizes(tensor: torch.Tensor) -> list[int]:
+    local = torch.tensor([tensor.shape[0]], device=tensor.device)
+    sizes = [torch.zeros_like(local) for _ in range(world_size())]
+    dist.all_gather(sizes, local)
+    return [int(s.item()) for s in sizes]
+
+
+def gather_batch(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """Concatenate each tensor's rows from every rank (rank order). Gradients flow back to the local rows.
+
+    Ranks may hold different batch sizes (padding is handled). With one process this returns the inputs.
+    """
+    if world_size() == 1:
+        return tensors
+    reference = next(t for t in tensors if t is not None)
+    sizes = _sizes(reference)
+    gathered = []
+    for tensor in tensors:
+        if tensor is None:
+            gathered.append(None)
+        elif tensor.requires_grad:
+            gathered.append(_GatherWithGrad.apply(tensor, sizes))
+        else:
+            with torch.no_grad():
+                gathered.append(_GatherWithGrad.apply(tensor, sizes))
+    return tuple(gathered)

@@ -1,0 +1,18 @@
+"""Classification metrics computed locally (``evaluate.load("accuracy")`` would reach the Hub)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def topk_accuracy(eval_pred, k: int = 5) -> dict[str, float]:
+    """``compute_metrics`` for the Trainer: top-1 ``accuracy`` and, with more than ``k`` classes, ``top{k}_accuracy``."""
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    logits, labels = np.asarray(logits), np.asarray(labels).reshape(-1)
+    metrics = {"accuracy": float((logits.argmax(-1) == labels).mean())}
+    if logits.shape[-1] > k:
+        top = np.argpartition(-logits, k, axis=-1)[:, :k]
+        metrics[f"top{k}_accuracy"] = float((top == labels[:, None]).any(-1).mean())
+    return metrics

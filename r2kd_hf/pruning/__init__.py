@@ -1,0 +1,25 @@
+"""Pruning: the R2KD pruned teacher, structured channel pruning, and pickle-free pruned students."""
+
+from .callback import TeacherPruningCallback
+from .serialization import PRUNING_RECORD_NAME, load_student, save_pruned_student
+from .structured import SUPPORTED_FAMILIES, check_structured_support, prune_channels
+from .student import prune_student
+from .teacher import TEACHER_PRUNERS, fingerprint, prune_teacher_copy
+from .unstructured import l1_unstructured_global, l1_unstructured_layerwise, weight_sparsity
+
+__all__ = [
+    "PRUNING_RECORD_NAME",
+    "SUPPORTED_FAMILIES",
+    "TEACHER_PRUNERS",
+    "TeacherPruningCallback",
+    "check_structured_support",
+    "fingerprint",
+    "l1_unstructured_global",
+    "l1_unstructured_layerwise",
+    "load_student",
+    "prune_channels",
+    "prune_student",
+    "prune_teacher_copy",
+    "save_pruned_student",
+    "weight_sparsity",
+]
