@@ -1,0 +1,275 @@
+"""Image-classification datasets: loading, column normalisation, splits, lazy transforms.
+
+Every loader returns a ``DatasetDict`` with ``train`` and ``eval`` splits whose samples, after
+:func:`prepare_dataset`, are ``{"pixel_values": FloatTensor(3, H, W), "labels": int}``. Images are decoded lazily
+with PIL in the transform (``set_transform``), converted to RGB whatever their mode.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import datasets
+import numpy as np
+import torch
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+IMAGE_COLUMNS = ("image", "img", "images", "jpg", "png", "webp")
+LABEL_COLUMNS = ("labels", "label", "fine_label", "target", "class", "coarse_label")
+EVAL_SPLITS = ("validation", "valid", "val", "test")
+INDEX_COLUMN = "__index__"
+
+
+class CorruptImageError(ValueError):
+    """An image that PIL cannot decode; the message names the sample and its file."""
+
+
+@dataclass
+class LoadedData:
+    splits: datasets.DatasetDict  # "train" and "eval", columns "image", "labels" (and the row index)
+    id2label: dict[int, str]
+    source: str
+    train_split: str
+    eval_split: str
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+
+def _is_saved_dataset(path: str) -> bool:
+    return any(os.path.exists(os.path.join(path, f)) for f in ("dataset_dict.json", "dataset_info.json", "state.json"))
+
+
+def load_raw_dataset(source: str, config_name: str | None = None) -> datasets.DatasetDict:
+    """A Hub dataset id, a folder saved with ``save_to_disk``, a parquet folder in the Hub layout, or an imagefolder."""
+    path = os.path.expanduser(source)
+    if os.path.isdir(path):
+        if _is_saved_dataset(path):
+            loaded = datasets.load_from_disk(path)
+            return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
+        has_parquet = any(f.endswith(".parquet") for _, _, files in os.walk(path) for f in files)
+        if has_parquet:
+            return datasets.load_dataset(path, config_name)
+        return datasets.load_dataset("imagefolder", data_dir=path)
+    if source.startswith(("/", "./", "../", "~")):
+        raise FileNotFoundError(f"The dataset folder {source!r} does not exist.")
+    try:
+        return datasets.load_dataset(source, config_name)
+    except Exception as error:
+        raise OSError(
+            f"Could not load the dataset {source!r}: no local folder has that name and the Hub could not provide it "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:300]}). Pass a local folder (imagefolder, parquet "
+            "or save_to_disk layout), or unset HF_DATASETS_OFFLINE/HF_HUB_OFFLINE where there is network."
+        ) from error
+
+
+def _find_column(dataset: datasets.Dataset, wanted: str | None, candidates: tuple[str, ...], kind: str) -> str:
+    columns = list(dataset.column_names)
+    if wanted:
+        if wanted not in columns:
+            raise KeyError(f"The dataset has no {kind} column {wanted!r}; its columns are {columns}. Set the {kind}_column option.")
+        return wanted
+    for name in candidates:
+        if name in columns:
+            return name
+    if kind == "image":
+        for name, feature in dataset.features.items():
+            if isinstance(feature, datasets.Image):
+                return name
+    raise KeyError(
+        f"Found no {kind} column among {columns} (looked for {', '.join(candidates)}). Name it with "
+        f"--{kind}_column <column>."
+    )
+
+
+def load_image_dataset(
+    source: str,
+    config_name: str | None = None,
+    train_split: str = "train",
+    eval_split: str = "auto",
+    image_column: str | None = None,
+    label_column: str | None = None,
+    validation_fraction: float = 0.1,
+    seed: int = 42,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    raw: datasets.DatasetDict | None = None,
+) -> LoadedData:
+    """Load ``source`` and return normalised ``train``/``eval`` splits plus ``id2label``.
+
+    ``eval_split="auto"`` picks the first of validation/valid/val/test; when none exists a deterministic, stratified
+    ``validation_fraction`` of the training split (``seed``) becomes the eval split.
+    """
+    raw = raw if raw is not None else load_raw_dataset(source, config_name)
+    if train_split not in raw:
+        raise KeyError(f"The dataset {source!r} has no split {train_split!r}; its splits are {list(raw)}. Set train_split.")
+    train = raw[train_split]
+    image_name = _find_column(train, image_column, IMAGE_COLUMNS, "image")
+    label_name = _find_column(train, label_column, LABEL_COLUMNS, "label")
+
+    if eval_split == "auto":
+        eval_split = next((s for s in EVAL_SPLITS if s in raw and s != train_split), None)
+    elif eval_split not in raw:
+        raise KeyError(f"The dataset {source!r} has no split {eval_split!r}; its splits are {list(raw)}. Set eval_split (or 'auto').")
+
+    def normalise(split: datasets.Dataset) -> datasets.Dataset:
+        split = split.select_columns([image_name, label_name])
+        renames = {k: v for k, v in ((image_name, "image"), (label_name, "labels")) if k != v}
+        split = split.rename_columns(renames) if renames else split
+        if isinstance(split.features["image"], datasets.Image):
+            split = split.cast_column("image", datasets.Image(decode=False))  # decoded by us, to name bad files
+        return split.add_column(INDEX_COLUMN, list(range(len(split))))
+
+    train = normalise(train)
+    id2label = _label_names(train)
+    if eval_split is None:
+        if not 0 < validation_fraction < 1:
+            raise ValueError(f"The dataset has no eval split, and validation_fraction={validation_fraction} is not in (0, 1).")
+        stratify = "labels" if isinstance(train.features["labels"], datasets.ClassLabel) else None
+        parts = train.train_test_split(test_size=validation_fraction, seed=seed, stratify_by_column=stratify)
+        train, evaluation, eval_split = parts["train"], parts["test"], f"{train_split}[{validation_fraction:.0%} held out, seed {seed}]"
+    else:
+        evaluation = normalise(raw[eval_split])
+    if max_train_samples:
+        train = train.shuffle(seed=seed).select(range(min(max_train_samples, len(train))))
+    if max_eval_samples:
+        evaluation = evaluation.select(range(min(max_eval_samples, len(evaluation))))
+    return LoadedData(datasets.DatasetDict(train=train, eval=evaluation), id2label, source, train_split, str(eval_split))
+
+
+def _label_names(split: datasets.Dataset) -> dict[int, str]:
+    feature = split.features["labels"]
+    if isinstance(feature, datasets.ClassLabel):
+        return dict(enumerate(feature.names))
+    values = np.unique(np.asarray(split["labels"]))
+    if not np.issubdtype(values.dtype, np.integer) or values.min() < 0:
+        raise ValueError(
+            f"The label column holds {values.dtype} values {values[:5].tolist()}...; labels must be class ids 0..C-1 "
+            "or a ClassLabel. Encode them with dataset.class_encode_column('labels')."
+        )
+    return {i: str(i) for i in range(int(values.max()) + 1)}
+
+
+def decode_image(value: Any, index: int | None = None) -> Image.Image:
+    """PIL RGB image from a datasets image value (dict of bytes/path, PIL image, array); names bad samples."""
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "filename", None)
+    try:
+        if isinstance(value, Image.Image):
+            image = value
+        elif isinstance(value, dict):
+            image = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
+        elif isinstance(value, (np.ndarray, list)):
+            array = np.asarray(value)
+            image = Image.fromarray(array.astype(np.uint8) if array.dtype != np.uint8 else array)
+        else:
+            raise TypeError(f"unsupported image value of type {type(value).__name__}")
+        image.load()
+        return image.convert("RGB")  # grey, palette, RGBA, CMYK, 16-bit: all become 3-channel RGB
+    except Exception as error:
+        raise CorruptImageError(
+            f"Cannot decode the image of sample {index}" + (f" (file {path!r})" if path else "")
+            + f": {type(error).__name__}: {error}. Remove or replace it, or set skip_corrupt_images=True to skip such samples."
+        ) from error
+
+
+def prepare_dataset(dataset: datasets.Dataset, transform: Callable, skip_corrupt_images: bool = False) -> datasets.Dataset:
+    """Attach a lazy transform that decodes, converts to RGB and applies ``transform`` (PIL -> tensor).
+
+    Skipped (unreadable) samples yield ``pixel_values=None`` and are dropped by the collator, with a warning
+    naming the sample.
+    """
+
+    def apply(batch: dict[str, list]) -> dict[str, list]:
+        pixels = []
+        indices = batch.get(INDEX_COLUMN, [None] * len(batch["image"]))
+        for value, index in zip(batch["image"], indices):
+            try:
+                pixels.append(transform(decode_image(value, index)))
+            except CorruptImageError as error:
+                if not skip_corrupt_images:
+                    raise
+                logger.warning("Skipping an unreadable image: %s", error)
+                pixels.append(None)
+        return {"pixel_values": pixels, "labels": batch["labels"]}
+
+    return dataset.with_transform(apply)
+
+
+# --------------------------------------------------------------------------- transforms
+def build_transforms(
+    data_config: dict[str, Any],
+    style: str = "timm",
+    auto_augment: str | None = None,
+    random_erasing: float = 0.0,
+    crop_padding: int | None = None,
+) -> tuple[Callable, Callable]:
+    """Train and eval transforms (PIL -> normalised tensor) from a timm data config.
+
+    ``style="timm"``: timm's ``create_transform`` (random resized crop + flip, optional ``auto_augment`` such as
+    ``"rand-m9-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"``, ``"trivialaugment"``/``"ta_wide"``, random erasing; eval is
+    resize + centre crop). ``style="cifar"``: the CIFAR/TinyImageNet recipe of the KD papers (pad-and-crop at full
+    size, padding ``size/8`` unless given, + flip; eval is a plain resize).
+    """
+    from torchvision import transforms as T
+
+    size = int(data_config["input_size"][-1])
+    mean, std = tuple(data_config["mean"]), tuple(data_config["std"])
+    if style == "cifar":
+        normalize = [T.ToTensor(), T.Normalize(mean, std)]
+        padding = crop_padding if crop_padding is not None else max(size // 8, 1)
+        train = [T.Resize((size, size)), T.RandomCrop(size, padding=padding), T.RandomHorizontalFlip()]
+        if auto_augment:
+            train.append(_torchvision_policy(auto_augment))
+        train += normalize
+        if random_erasing > 0:
+            train.append(T.RandomErasing(p=random_erasing))
+        return T.Compose(train), T.Compose([T.Resize((size, size)), *normalize])
+    if style != "timm":
+        raise ValueError(f"Unknown transform style {style!r}; valid: timm, cifar.")
+    from timm.data import create_transform
+
+    common = {k: data_config[k] for k in ("input_size", "interpolation", "mean", "std") if k in data_config}
+    policy = "ta_wide" if auto_augment in ("trivialaugment", "trivial") else auto_augment
+    if policy in ("autoaugment", "auto"):
+        policy = "original"
+    train = create_transform(**common, is_training=True, auto_augment=policy, re_prob=random_erasing)
+    evaluation = create_transform(**common, is_training=False, crop_pct=data_config.get("crop_pct", 0.875), crop_mode=data_config.get("crop_mode", "center"))
+    return train, evaluation
+
+
+def _torchvision_policy(name: str):
+    from torchvision import transforms as T
+
+    policies = {
+        "autoaugment": lambda: T.AutoAugment(T.AutoAugmentPolicy.CIFAR10),
+        "randaugment": lambda: T.RandAugment(),
+        "trivialaugment": lambda: T.TrivialAugmentWide(),
+    }
+    if name not in policies:
+        raise ValueError(f"Unknown auto_augment {name!r} for the cifar style; valid: {', '.join(policies)}.")
+    return policies[name]()
+
+
+# --------------------------------------------------------------------------- the embedded default dataset
+def digits_dataset(image_size: int = 32, seed: int = 0) -> datasets.DatasetDict:
+    """scikit-learn's bundled handwritten digits (1,797 8x8 images) as an RGB image dataset, offline.
+
+    ``train`` (80 %) and ``test`` (20 %), stratified; images upscaled to ``image_size`` with bilinear resampling.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = [
+        Image.fromarray((img * (255.0 / 16.0)).astype(np.uint8), mode="L").resize((image_size, image_size), Image.BILINEAR).convert("RGB")
+        for img in digits.images
+    ]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])})
+    full = datasets.Dataset.from_dict({"image": images, "label": digits.target.tolist()}, features=features)
+    return full.train_test_split(test_size=0.2, seed=seed, stratify_by_column="label")

@@ -1,0 +1,247 @@
+"""End-to-end runs shared by ``scripts/distill.py`` and ``scripts/train_teacher.py``.
+
+load data -> build (and optionally prune) the student -> get or train the teacher -> distil -> evaluate -> save,
+summarise (table + ``summary.json``) and plot the training curves (``training_curves.png``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import R2KDConfig
+from .data import LoadedData, build_transforms, digits_dataset, load_image_dataset, prepare_dataset
+from .modeling import count_macs, count_parameters, data_config_of, load_model, unwrap
+from .pruning import prune_student
+from .pruning.serialization import PRUNING_RECORD_NAME, apply_record, attach_record
+from .recipe import DataArguments, ModelArguments
+from .trainer import R2KDTrainer
+
+logger = logging.getLogger(__name__)
+
+
+def create_timm_classifier(name: str, num_labels: int, id2label: dict[int, str], pretrained: bool = False) -> nn.Module:
+    """A ``TimmWrapperForImageClassification`` (saves/loads/pushes like any transformers model) with timm's init."""
+    import timm
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    try:
+        inner = timm.create_model(name, pretrained=pretrained, num_classes=num_labels)
+    except Exception as error:
+        if pretrained:
+            raise OSError(
+                f"Could not get pretrained weights for {name!r} ({type(error).__name__}). Set student_pretrained=false, "
+                "or run where the Hub is reachable (HF_HUB_OFFLINE unset)."
+            ) from error
+        raise
+    pretrained_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in inner.pretrained_cfg.items() if _jsonable(v)}
+    config = TimmWrapperConfig(
+        architecture=name,
+        num_labels=num_labels,
+        id2label=dict(id2label),
+        label2id={v: k for k, v in id2label.items()},
+        pretrained_cfg=pretrained_cfg,
+    )
+    model = TimmWrapperForImageClassification(config)
+    model.timm_model.load_state_dict(inner.state_dict())  # keep timm's initialisation (or pretrained weights)
+    return model
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except TypeError:
+        return False
+
+
+def load_data(data_args: DataArguments, seed: int) -> LoadedData:
+    raw = digits_dataset() if data_args.dataset == "digits" else None
+    return load_image_dataset(
+        data_args.dataset,
+        config_name=data_args.dataset_config,
+        train_split=data_args.train_split,
+        eval_split=data_args.eval_split,
+        image_column=data_args.image_column,
+        label_column=data_args.label_column,
+        validation_fraction=data_args.validation_fraction,
+        seed=seed,
+        max_train_samples=data_args.max_train_samples,
+        max_eval_samples=data_args.max_eval_samples,
+        raw=raw,
+    )
+
+
+def resolved_data_config(student: nn.Module, data_args: DataArguments) -> dict[str, Any]:
+    config = dict(data_config_of(student) or {"input_size": (3, 224, 224), "interpolation": "bilinear", "crop_pct": 0.875,
+                                             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})
+    if data_args.image_size:
+        config["input_size"] = (3, data_args.image_size, data_args.image_size)
+    if data_args.mean:
+        config["mean"] = tuple(data_args.mean)
+    if data_args.std:
+        config["std"] = tuple(data_args.std)
+    return config
+
+
+def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArguments):
+    train_tf, eval_tf = build_transforms(
+        data_config, style=data_args.transform_style, auto_augment=data_args.auto_augment,
+        random_erasing=data_args.random_erasing, crop_padding=data_args.crop_padding,
+    )
+    skip = data_args.skip_corrupt_images
+    return prepare_dataset(data.splits["train"], train_tf, skip), prepare_dataset(data.splits["eval"], eval_tf, skip)
+
+
+def build_student(model_args: ModelArguments, data: LoadedData, teacher: nn.Module | None) -> nn.Module:
+    if model_args.student_from_teacher:
+        if teacher is None:
+            raise ValueError("student_from_teacher needs a teacher.")
+        return copy.deepcopy(unwrap(teacher)).train().requires_grad_(True)
+    import timm
+
+    name = model_args.student
+    if not os.path.isdir(os.path.expanduser(name)) and (name in timm.list_models() or name.startswith("hf-hub:")):
+        return create_timm_classifier(name, data.num_labels, data.id2label, pretrained=model_args.student_pretrained)
+    return load_model(name, role="student", num_labels=data.num_labels, id2label=data.id2label)
+
+
+def maybe_prune_student(student: nn.Module, model_args: ModelArguments, data_config: dict, resume_dir: str | None) -> dict | None:
+    """Prune before the trainer (and its optimizer) exist. On resume, re-apply the checkpoint's record instead."""
+    if resume_dir and os.path.exists(os.path.join(resume_dir, PRUNING_RECORD_NAME)):
+        with open(os.path.join(resume_dir, PRUNING_RECORD_NAME), encoding="utf-8") as handle:
+            record = json.load(handle)
+        apply_record(student, record)
+        attach_record(student, record)
+        return record["pruning"]
+    if model_args.prune_student is None:
+        return None
+    report = prune_student(
+        student, model_args.prune_student, tuple(data_config["input_size"]),
+        importance=model_args.student_prune_importance, round_to=model_args.student_prune_round_to,
+    )
+    logger.info(
+        "Pruned the student: params %s -> %s, MACs %s -> %s",
+        f"{report['params_before']:,}", f"{report['params_after']:,}", report["macs_before"], report["macs_after"],
+    )
+    return report
+
+
+def train_teacher(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig, info: dict, output_dir: str) -> str:
+    """Fine-tune a teacher with cross-entropy only, through the same pipeline; returns its folder."""
+    if os.path.exists(os.path.join(output_dir, "config.json")):
+        logger.info("Reusing the teacher in %s", output_dir)
+        return output_dir
+    teacher_args = dataclasses.replace(
+        training_args,
+        output_dir=output_dir,
+        loss_name="none",
+        prune_teacher=False,
+        second_view="none",
+        num_train_epochs=model_args.train_teacher_epochs or training_args.num_train_epochs,
+        learning_rate=model_args.teacher_learning_rate or training_args.learning_rate,
+        push_to_hub=False,
+        save_strategy="no",
+        load_best_model_at_end=False,
+        resume_from_checkpoint=None,
+    )
+    teacher_model_args = dataclasses.replace(model_args, student=model_args.teacher_arch, prune_student=None, student_from_teacher=False)
+    run(teacher_model_args, data_args, teacher_args, info, role="teacher")
+    return output_dir
+
+
+def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig, info: dict, role: str = "student") -> dict:
+    """Train (``role="teacher"``: CE only) or distil, then evaluate, save, summarise and plot. Returns the summary."""
+    from transformers import set_seed
+
+    set_seed(training_args.seed)
+    data = load_data(data_args, training_args.seed)
+    teacher = None
+    if training_args.uses_teacher:
+        teacher_spec = model_args.teacher
+        if teacher_spec is None:
+            if not model_args.train_teacher_epochs:
+                raise ValueError("No teacher: set model.teacher (folder, Hub id or timm name) or train_teacher_epochs > 0.")
+            teacher_spec = train_teacher(model_args, data_args, training_args, info, os.path.join(training_args.output_dir, "teacher"))
+            set_seed(training_args.seed)
+        teacher = load_model(teacher_spec, role="teacher", revision=model_args.teacher_revision)
+        model_args = dataclasses.replace(model_args, teacher=teacher_spec)
+    student = build_student(model_args, data, teacher)
+    data_config = resolved_data_config(student, data_args)
+    resume = training_args.resume_from_checkpoint
+    if resume is True or resume == "True":
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume = get_last_checkpoint(training_args.output_dir)
+    student_report = maybe_prune_student(student, model_args, data_config, resume if isinstance(resume, str) else None)
+    train_set, eval_set = transformed_splits(data, data_config, data_args)
+    card_info = {"dataset": data.source, "train_split": data.train_split, "eval_split": data.eval_split, "recipe": info.get("recipe_text")}
+    trainer = R2KDTrainer(
+        model=student, args=training_args, teacher_model=teacher, train_dataset=train_set, eval_dataset=eval_set,
+        teacher_revision=model_args.teacher_revision, model_card_info=card_info,
+    )
+    if isinstance(model_args.teacher, str):
+        trainer.teacher_id = model_args.teacher
+    trainer.train(resume_from_checkpoint=resume)
+    metrics = trainer.evaluate()
+    trainer.save_model()
+    summary = {}
+    if trainer.is_world_process_zero():
+        trainer.create_model_card(model_name=os.path.basename(os.path.abspath(training_args.output_dir)))
+        with open(os.path.join(training_args.output_dir, "recipe.yaml"), "w", encoding="utf-8") as handle:
+            handle.write(info.get("recipe_text") or "")
+        summary = summarize(trainer, metrics, data_config, student_report, role)
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    return summary
+
+
+def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_report: dict | None, role: str) -> dict:
+    """Print a table (teacher, pruned teacher, student: accuracy, params, MACs), write summary.json and the PNG."""
+    from .hub import final_and_best
+    from .plots import plot_training_curves
+
+    size = tuple(data_config["input_size"])
+    final, best = final_and_best(trainer.state.log_history)
+    rows = []
+    if trainer.teacher_model is not None:
+        rows.append(("teacher", trainer.teacher_metrics.get("teacher_eval_accuracy"), count_parameters(trainer._raw_teacher), count_macs(trainer._raw_teacher, size)))
+    if trainer.pruned_teacher is not None:
+        nonzero = sum(int((p != 0).sum()) for p in unwrap(trainer.pruned_teacher).parameters())
+        rows.append(("pruned teacher", trainer.teacher_metrics.get("pruned_teacher_eval_accuracy"), nonzero, count_macs(trainer.pruned_teacher, size)))
+        rows.append(("teacher mix", trainer.teacher_metrics.get("teacher_mix_eval_accuracy"), None, None))
+    rows.append((role, metrics.get("eval_accuracy"), count_parameters(trainer.model), count_macs(trainer.model, size)))
+    lines = [f"{'model':<16}{'top-1':>8}{'params':>14}{'MACs':>16}", "-" * 54]
+    for name, accuracy, params, macs in rows:
+        lines.append(
+            f"{name:<16}{(f'{accuracy:.4f}' if accuracy is not None else '-'):>8}"
+            f"{(f'{params:,}' if params else '-'):>14}{(f'{macs:,}' if macs else '-'):>16}"
+        )
+    if student_report:
+        lines.append(f"student pruning: params {student_report['params_before']:,} -> {student_report['params_after']:,}")
+    lines.append(f"final eval top-1 {final if final is not None else '-'}, best {best if best is not None else '-'}")
+    table = "\n".join(lines)
+    print("\n" + table + "\n", flush=True)
+    output_dir = trainer.args.output_dir
+    plot_path = plot_training_curves(trainer.state.log_history, os.path.join(output_dir, "training_curves.png"))
+    summary = {
+        "role": role,
+        "rows": [dict(zip(("model", "accuracy", "params", "macs"), row)) for row in rows],
+        "final_eval_accuracy": final,
+        "best_eval_accuracy": best,
+        "metrics": metrics,
+        "student_pruning": student_report,
+        "teacher_pruning": {k: v for k, v in (trainer.pruning_report or {}).items() if k != "sparsity_per_layer"} or None,
+        "plot": plot_path,
+        "output_dir": output_dir,
+    }
+    with open(os.path.join(output_dir, "summary.json"), "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2, default=str)
+    return summary

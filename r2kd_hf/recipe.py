@@ -1,0 +1,182 @@
+"""Recipes: YAML files mapped onto typed dataclasses, with command-line overrides.
+
+A recipe has three sections, ``model`` (:class:`ModelArguments`), ``data`` (:class:`DataArguments`) and
+``training`` (:class:`~r2kd_hf.R2KDConfig`, i.e. every ``TrainingArguments`` field plus the distillation ones).
+Any field can be overridden on the command line with ``--<field> <value>``; unknown keys in the YAML or on the
+command line are rejected with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+from .config import R2KDConfig
+
+
+@dataclass
+class ModelArguments:
+    """Which teacher and student to use, and how to build them."""
+
+    teacher: str | None = field(
+        default=None,
+        metadata={"help": "Teacher: a local folder, a Hub repo id, 'hf-hub:<repo>' or a timm name (with pretrained weights)."},
+    )
+    teacher_revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit) of the teacher."})
+    student: str = field(
+        default="cifar_resnet8",
+        metadata={"help": "Student: a timm name (e.g. resnet18, cifar_resnet8x4), a local folder or a Hub repo id."},
+    )
+    student_pretrained: bool = field(
+        default=False, metadata={"help": "Initialise a timm-name student from its pretrained weights (needs the Hub)."}
+    )
+    student_from_teacher: bool = field(
+        default=False, metadata={"help": "Start the student as a copy of the teacher (use with prune_student)."}
+    )
+    prune_student: float | None = field(
+        default=None, metadata={"help": "Fraction of the student's channels to remove before training, in (0, 1)."}
+    )
+    student_prune_importance: str = field(default="l1", metadata={"help": "Channel importance: l1 or l2 magnitude."})
+    student_prune_round_to: int | None = field(
+        default=None, metadata={"help": "Round pruned channel counts to a multiple of this (e.g. 8 for tensor cores)."}
+    )
+    train_teacher_epochs: float = field(
+        default=0.0,
+        metadata={"help": "When no teacher is given, first train one with cross-entropy for this many epochs (quickstart)."},
+    )
+    teacher_arch: str = field(default="cifar_resnet20", metadata={"help": "Architecture of a teacher trained by this run."})
+    teacher_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of that teacher training (default: the student's)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.prune_student is not None and not 0.0 < self.prune_student < 1.0:
+            raise ValueError(f"prune_student must be in (0, 1), got {self.prune_student} (it is the fraction of channels removed).")
+        if self.student_prune_importance not in ("l1", "l2"):
+            raise ValueError(f"Unknown student_prune_importance {self.student_prune_importance!r}; valid: l1, l2.")
+        if self.train_teacher_epochs < 0:
+            raise ValueError("train_teacher_epochs must be >= 0.")
+
+
+@dataclass
+class DataArguments:
+    """Where the images come from and how they are transformed."""
+
+    dataset: str = field(
+        default="digits",
+        metadata={"help": "Hub dataset id, local folder (imagefolder, parquet, save_to_disk) or 'digits' (scikit-learn, offline)."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name, if any."})
+    train_split: str = field(default="train", metadata={"help": "Training split name."})
+    eval_split: str = field(
+        default="auto", metadata={"help": "Eval split: a name, or 'auto' (validation/val/test, else a held-out part of train)."}
+    )
+    image_column: str | None = field(default=None, metadata={"help": "Image column (default: image, img, ...)."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column (default: labels, label, fine_label, ...)."})
+    validation_fraction: float = field(default=0.1, metadata={"help": "Held-out fraction when the dataset has no eval split."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use a seeded random subset of this many training images."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on the first this many eval images."})
+    image_size: int | None = field(default=None, metadata={"help": "Input size; default: the student's timm data config."})
+    transform_style: str = field(
+        default="timm", metadata={"help": "'timm' (random resized crop, create_transform) or 'cifar' (pad-and-crop, flip)."}
+    )
+    auto_augment: str | None = field(
+        default=None, metadata={"help": "Per-image augmentation policy, e.g. 'rand-m9-mstd0.5-inc1' (timm) or 'autoaugment'."}
+    )
+    random_erasing: float = field(default=0.0, metadata={"help": "Random-erasing probability."})
+    crop_padding: int | None = field(default=None, metadata={"help": "Padding of the cifar-style random crop (default size/8)."})
+    mean: list[float] | None = field(default=None, metadata={"help": "Normalisation mean (default: the student's data config)."})
+    std: list[float] | None = field(default=None, metadata={"help": "Normalisation std (default: the student's data config)."})
+    skip_corrupt_images: bool = field(
+        default=False, metadata={"help": "Skip (and log) unreadable images instead of stopping with an error."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.transform_style not in ("timm", "cifar"):
+            raise ValueError(f"Unknown transform_style {self.transform_style!r}; valid: timm, cifar.")
+
+
+SECTIONS = {"model": ModelArguments, "data": DataArguments, "training": R2KDConfig}
+
+
+def _field_names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.init]
+
+
+def load_recipe_file(path: str) -> dict[str, dict[str, Any]]:
+    """Read a recipe and check its sections and keys; returns ``{section: {field: value}}``."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Recipe {path!r} does not exist. Recipes live in recipes/ (e.g. recipes/quickstart.yaml).")
+    with open(path, encoding="utf-8") as handle:
+        content = yaml.safe_load(handle) or {}
+    if not isinstance(content, dict):
+        raise ValueError(f"Recipe {path!r} must be a mapping with sections {', '.join(SECTIONS)}.")
+    unknown_sections = sorted(set(content) - set(SECTIONS))
+    if unknown_sections:
+        raise ValueError(f"Recipe {path!r} has unknown section(s) {unknown_sections}; valid sections: {', '.join(SECTIONS)}.")
+    for section, values in content.items():
+        values = values or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"Section {section!r} of {path!r} must be a mapping of field: value.")
+        valid = _field_names(SECTIONS[section])
+        for key in values:
+            if key not in valid:
+                close = difflib.get_close_matches(key, valid, n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise ValueError(
+                    f"Unknown key {key!r} in section {section!r} of {path!r}.{hint} Valid keys of {section!r}: {', '.join(valid)}."
+                )
+        content[section] = values
+    return content
+
+
+def parse_recipe(
+    argv: list[str] | None = None, default_recipe: str | None = None
+) -> tuple[ModelArguments, DataArguments, R2KDConfig, dict[str, Any]]:
+    """Parse ``--recipe FILE`` plus command-line overrides into the three dataclasses.
+
+    ``--print_recipe`` prints the fully resolved recipe (every field) as YAML and exits.
+
+    Returns:
+        ``(model_args, data_args, training_args, info)`` where ``info`` holds ``recipe_path`` and ``recipe_text``
+        (the resolved YAML, saved next to the model and quoted in its card).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--recipe", default=default_recipe)
+    pre.add_argument("--print_recipe", action="store_true")
+    known, rest = pre.parse_known_args(argv)
+    sections = load_recipe_file(known.recipe) if known.recipe else {}
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, R2KDConfig))
+    parser.add_argument("--recipe", default=known.recipe, help="YAML recipe (sections: model, data, training).")
+    parser.add_argument("--print_recipe", action="store_true", help="Print the fully resolved recipe and exit.")
+    defaults = {key: value for values in sections.values() for key, value in values.items()}
+    if "output_dir" not in defaults and known.recipe:
+        defaults["output_dir"] = os.path.join("outputs", os.path.splitext(os.path.basename(known.recipe))[0])
+    parser.set_defaults(**defaults)
+    model_args, data_args, training_args, _, extra = parser.parse_args_into_dataclasses(args=rest, return_remaining_strings=True)
+    if extra:
+        raise SystemExit(f"error: unrecognized arguments: {' '.join(extra)} (run with --help for the valid options)")
+    text = resolved_recipe_text(model_args, data_args, training_args)
+    if known.print_recipe:
+        print(text)
+        raise SystemExit(0)
+    return model_args, data_args, training_args, {"recipe_path": known.recipe, "recipe_text": text}
+
+
+def resolved_recipe_text(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig) -> str:
+    resolved = {
+        "model": dataclasses.asdict(model_args),
+        "data": dataclasses.asdict(data_args),
+        "training": {k: v for k, v in training_args.to_dict().items() if k in _field_names(R2KDConfig) and "token" not in k},
+    }
+    return yaml.safe_dump(resolved, sort_keys=False, default_flow_style=False)
