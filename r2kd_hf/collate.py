@@ -17,15 +17,15 @@ class ImageClassificationCollator:
     """
 
     def __call__(self, samples: list[dict]) -> dict[str, torch.Tensor]:
-        kept = [s for s in samples if s.get("pixel_values") is not None]
-        if not kept:
-            raise ValueError("Every image of this batch was unreadable and skipped; check the dataset.")
         for key in ("pixel_values", "labels"):
-            if key not in kept[0]:
+            if samples and key not in samples[0]:
                 raise KeyError(
-                    f"A sample has no {key!r} key (it has {sorted(kept[0])}). Build datasets with "
+                    f"A sample has no {key!r} key (it has {sorted(samples[0])}). Build datasets with "
                     "r2kd_hf.data.prepare_dataset, or make your transform return 'pixel_values' and 'labels'."
                 )
+        kept = [s for s in samples if s["pixel_values"] is not None]
+        if not kept:
+            raise ValueError("Every image of this batch was unreadable and skipped; check the dataset.")
         return {
             "pixel_values": torch.stack([torch.as_tensor(s["pixel_values"]) for s in kept]),
             "labels": torch.tensor([int(s["labels"]) for s in kept], dtype=torch.long),

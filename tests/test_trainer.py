@@ -1,0 +1,223 @@
+"""R2KDTrainer behaviour on tiny models: teacher handling, logged terms, GA, pruning, bad inputs."""
+
+import logging
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import BlobImages, TinyNet
+from r2kd_hf import R2KDConfig, R2KDTrainer, TeacherPruningCallback
+
+
+def make_config(tmp_path, **overrides):
+    defaults = dict(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=16, per_device_eval_batch_size=32, num_train_epochs=1,
+        learning_rate=0.05, optim="sgd", use_cpu=True, report_to="none", save_strategy="no", logging_steps=1,
+        disable_tqdm=True, validate_teacher=False, seed=0,
+    )
+    defaults.update(overrides)
+    return R2KDConfig(**defaults)
+
+
+def test_teacher_frozen_in_eval_mode_and_never_optimised(tmp_path):
+    teacher, student = TinyNet(seed=1), TinyNet(seed=2)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    trainer = R2KDTrainer(model=student, teacher_model=teacher, args=make_config(tmp_path, second_view="cutmix"),
+                          train_dataset=BlobImages(), eval_dataset=BlobImages(32, seed=1))
+    trainer.train()
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert not any(p.requires_grad for p in teacher.parameters())
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert optimised.isdisjoint({id(p) for p in teacher.parameters()})
+    assert teacher.calls and all(not c["training"] and not c["grad"] for c in teacher.calls)
+    teacher.calls.clear()
+    metrics = trainer.evaluate()
+    assert teacher.calls == []  # the teacher is skipped during evaluation
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+
+
+def test_every_term_is_logged_and_finite(tmp_path):
+    trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1),
+                          args=make_config(tmp_path, second_view="mixup"), train_dataset=BlobImages())
+    trainer.train()
+    logs = [e for e in trainer.state.log_history if "loss" in e]
+    assert logs
+    for entry in logs:
+        for term in ("ce", "kd_value", "kd_rank", "aug_kd_value", "aug_kd_rank"):
+            assert math.isfinite(entry[term]), (term, entry)
+        assert "aug_ce" not in entry  # the augmented view gets KD terms only
+
+
+def test_augmented_view_reaches_student_and_teacher_identically(tmp_path):
+    teacher, student = TinyNet(seed=1), TinyNet(seed=2)
+    trainer = R2KDTrainer(model=student, teacher_model=teacher, args=make_config(tmp_path, second_view="cutout", max_steps=1),
+                          train_dataset=BlobImages(16))
+    trainer.train()
+    # student: clean then augmented call; teacher: one fused call over [clean, augmented]
+    clean, augmented = student.calls[-2]["input"], student.calls[-1]["input"]
+    fused = teacher.calls[-1]["input"]
+    assert not torch.equal(clean, augmented)
+    assert torch.equal(fused[: len(clean)], clean) and torch.equal(fused[len(clean):], augmented)
+
+
+def test_gradient_accumulation_matches_full_batch(tmp_path):
+    """KD + CE has no batch-wise term: GA=2 with half batches must give the same update as one full batch."""
+    data = BlobImages(8)
+    results = []
+    for batch, accumulation in ((8, 1), (4, 2)):
+        student = TinyNet(seed=3)
+        args = make_config(tmp_path / f"ga{accumulation}", loss_name="kd", per_device_train_batch_size=batch,
+                           gradient_accumulation_steps=accumulation, learning_rate=0.5, max_grad_norm=0.0, lr_scheduler_type="constant")
+        trainer = R2KDTrainer(model=student, teacher_model=TinyNet(seed=1), args=args, train_dataset=data)
+        trainer.train()
+        assert trainer.state.global_step == 1
+        results.append({k: v.clone() for k, v in student.state_dict().items()})
+    changed = any(not torch.equal(TinyNet(seed=3).state_dict()[k], v) for k, v in results[0].items())
+    assert changed
+    for key in results[0]:
+        torch.testing.assert_close(results[0][key], results[1][key], rtol=1e-5, atol=1e-6)
+
+
+def test_pruned_teacher_sparsity_and_target_mix(tmp_path):
+    teacher = TinyNet(seed=1, width=16)
+    args = make_config(tmp_path, prune_teacher=True, pruned_teacher_bn="running_stats", max_steps=1)
+    trainer = R2KDTrainer(model=TinyNet(seed=2, width=16), teacher_model=teacher, args=args, train_dataset=BlobImages(),
+                          eval_dataset=BlobImages(16, seed=5))
+    trainer.train()
+    pruned = trainer.pruned_teacher
+    for module_name in ("conv", "fc"):
+        weight = getattr(pruned, module_name).weight
+        expected = round(0.1 * weight.numel()) / weight.numel()
+        assert (weight == 0).float().mean().item() == pytest.approx(expected)
+        # layer-wise: the zeros are this layer's own smallest magnitudes
+        original = getattr(teacher, module_name).weight.abs().flatten()
+        threshold = original.kthvalue(round(0.1 * original.numel())).values
+        assert torch.all(original[weight.flatten() == 0] <= threshold)
+    assert torch.equal(teacher.conv.bias, pruned.conv.bias)
+    x = BlobImages(4)[0]["pixel_values"].unsqueeze(0).repeat(4, 1, 1, 1)
+    target, _ = trainer._teacher_targets(x, None)
+    with torch.no_grad():
+        expected = 0.7 * teacher(x) + 0.3 * pruned(x)
+    torch.testing.assert_close(target, expected)
+    for key in ("teacher_eval_accuracy", "pruned_teacher_eval_accuracy", "teacher_mix_eval_accuracy", "pruned_teacher_sparsity"):
+        assert any(key in e for e in trainer.state.log_history), key
+
+
+@pytest.mark.parametrize("mode, expect_training", [("batch_stats", True), ("running_stats", False)])
+def test_pruned_teacher_batchnorm_modes(tmp_path, mode, expect_training):
+    args = make_config(tmp_path, prune_teacher=True, pruned_teacher_bn=mode, max_steps=1, second_view="cutmix")
+    trainer = R2KDTrainer(model=TinyNet(seed=2, batch_norm=True), teacher_model=TinyNet(seed=1, batch_norm=True), args=args,
+                          train_dataset=BlobImages())
+    trainer.train()
+    expected_calls = 2 if mode == "batch_stats" else 1
+    # the copy inherits the teacher's call record up to the moment it was made (one pre-flight check)
+    copied, pruned_calls = trainer.pruned_teacher.calls[:-expected_calls], trainer.pruned_teacher.calls[-expected_calls:]
+    assert len(copied) == 1
+    # reference mode runs the two views in separate forwards (batch statistics), eval mode fuses them
+    assert all(c["training"] is expect_training for c in pruned_calls)
+    assert len(pruned_calls[-1]["input"]) == (16 if mode == "batch_stats" else 32)
+    assert all(not c["training"] for c in trainer._raw_teacher.calls)
+
+
+def test_pruning_happens_once(tmp_path):
+    args = make_config(tmp_path, prune_teacher=True, max_steps=1)
+    trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1), args=args, train_dataset=BlobImages())
+    trainer.train()
+    first = trainer.pruned_teacher
+    callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, TeacherPruningCallback))
+    callback.on_train_begin(trainer.args, trainer.state, trainer.control)
+    assert trainer.pruned_teacher is first
+    assert (tmp_path / "out" / "teacher_pruning.json").exists()
+
+
+def test_resume_rebuilds_the_same_pruned_teacher(tmp_path):
+    def make(max_steps):
+        args = make_config(tmp_path, prune_teacher=True, max_steps=max_steps, save_strategy="steps", save_steps=2)
+        return R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1), args=args, train_dataset=BlobImages())
+
+    first = make(2)
+    first.train()
+    resumed = make(4)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
+    assert resumed.state.global_step == 4
+    assert resumed.pruning_report["fingerprint"] == first.pruning_report["fingerprint"]
+    changed_teacher = make(4)
+    with torch.no_grad():
+        changed_teacher._raw_teacher.fc.weight.mul_(2.0)
+    with pytest.raises(RuntimeError, match="differs from the one this run started with"):
+        changed_teacher.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
+
+
+def test_near_chance_teacher_warns(tmp_path, caplog):
+    args = make_config(tmp_path, validate_teacher=True, max_steps=1)
+    constant = TinyNet(seed=1)
+    with torch.no_grad():
+        constant.fc.weight.zero_()
+        constant.fc.bias.copy_(torch.tensor([5.0, 0.0, 0.0, 0.0]))
+    trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=constant, args=args, train_dataset=BlobImages(),
+                          eval_dataset=BlobImages(32, seed=4))
+    with caplog.at_level(logging.WARNING):
+        trainer.train()
+    assert "NEAR CHANCE" in caplog.text
+    assert trainer.teacher_metrics["teacher_eval_accuracy"] == pytest.approx(0.25)
+
+
+def test_class_count_mismatch_fails_at_construction(tmp_path):
+    with pytest.raises(ValueError, match="Class counts disagree .*teacher 5"):
+        R2KDTrainer(model=TinyNet(num_classes=4), teacher_model=TinyNet(num_classes=5), args=make_config(tmp_path),
+                    train_dataset=BlobImages())
+
+
+def test_missing_teacher_path_fails_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        R2KDTrainer(model=TinyNet(), teacher_model=str(tmp_path / "no_such_teacher"), args=make_config(tmp_path))
+
+
+@pytest.mark.parametrize("keys, missing", [(("image", "labels"), "pixel_values"), (("pixel_values", "label"), "labels")])
+def test_batch_without_required_keys_fails_before_training(tmp_path, keys, missing):
+    student = TinyNet(seed=2)
+    trainer = R2KDTrainer(model=student, teacher_model=TinyNet(seed=1), args=make_config(tmp_path),
+                          train_dataset=BlobImages(keys=keys))
+    with pytest.raises(KeyError, match=f"no '{missing}'"):
+        trainer.train()
+    assert student.calls == []  # nothing ran
+
+
+def test_teacher_required_unless_ce_only(tmp_path):
+    with pytest.raises(ValueError, match="needs a `teacher_model`"):
+        R2KDTrainer(model=TinyNet(), args=make_config(tmp_path))
+    trainer = R2KDTrainer(model=TinyNet(), args=make_config(tmp_path, loss_name="none", max_steps=2), train_dataset=BlobImages())
+    trainer.train()
+    assert all("ce" in e for e in trainer.state.log_history if "loss" in e)
+
+
+def test_teacher_inputs_are_renormalised_when_configs_differ():
+    import timm
+
+    from r2kd_hf.modeling import NormalizedTeacher, maybe_renormalize_teacher
+
+    student = timm.create_model("cifar_resnet8", num_classes=10)
+    teacher = timm.create_model("resnet18", num_classes=10, pretrained=False)
+    wrapped = maybe_renormalize_teacher(teacher, student)
+    assert isinstance(wrapped, NormalizedTeacher)
+    assert maybe_renormalize_teacher(timm.create_model("cifar_resnet20", num_classes=10), student).__class__ is not NormalizedTeacher
+    teacher.eval()
+    x = torch.randn(2, 3, 32, 32)
+    s_mean, s_std = torch.tensor(student.pretrained_cfg["mean"]).view(1, 3, 1, 1), torch.tensor(student.pretrained_cfg["std"]).view(1, 3, 1, 1)
+    t_mean, t_std = torch.tensor(teacher.pretrained_cfg["mean"]).view(1, 3, 1, 1), torch.tensor(teacher.pretrained_cfg["std"]).view(1, 3, 1, 1)
+    raw = x * s_std + s_mean
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(x), teacher((raw - t_mean) / t_std), rtol=1e-4, atol=1e-4)
+
+
+def test_label_order_mismatch_is_reported(tmp_path):
+    import datasets
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    config = TimmWrapperConfig(architecture="cifar_resnet8", num_labels=2, id2label={0: "cat", 1: "dog"}, label2id={"cat": 0, "dog": 1})
+    teacher = TimmWrapperForImageClassification(config)
+    dataset = datasets.Dataset.from_dict({"labels": [0, 1]}, features=datasets.Features({"labels": datasets.ClassLabel(names=["dog", "cat"])}))
+    with pytest.raises(ValueError, match="label orders differ"):
+        R2KDTrainer(model=TinyNet(num_classes=2), teacher_model=teacher, args=make_config(tmp_path), train_dataset=dataset)
