@@ -105,8 +105,19 @@ class R2KDConfig(TrainingArguments):
         metadata={"help": "Re-normalise inputs for the teacher when its timm data config differs from the student's."},
     )
 
+    lr_decay_epochs: list[float] | None = field(
+        default=None,
+        metadata={"help": "Multiply the learning rate by lr_decay_rate at these epochs (step schedule of the KD papers, e.g. 150 180 210)."},
+    )
+    lr_decay_rate: float = field(default=0.1, metadata={"help": "Factor applied at each of lr_decay_epochs."})
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.lr_decay_epochs:
+            if self.max_steps and self.max_steps > 0:
+                raise ValueError("lr_decay_epochs are in epochs: set num_train_epochs and leave max_steps unset (-1).")
+            if sorted(self.lr_decay_epochs) != list(self.lr_decay_epochs) or min(self.lr_decay_epochs) <= 0:
+                raise ValueError(f"lr_decay_epochs must be increasing positive epochs, got {self.lr_decay_epochs}.")
         self.loss_name = str(self.loss_name).lower()
         for name in ("loss_kwargs", "second_view_kwargs"):
             if getattr(self, name) is None:

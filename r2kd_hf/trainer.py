@@ -356,6 +356,17 @@ class R2KDTrainer(Trainer):
             )
         return metrics
 
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        """``lr_decay_epochs`` builds the papers' step schedule (x ``lr_decay_rate`` at each epoch); else the usual one."""
+        if self.lr_scheduler is None and self.args.lr_decay_epochs:
+            steps_per_epoch = num_training_steps / self.args.num_train_epochs
+            milestones = [max(1, round(epoch * steps_per_epoch)) for epoch in self.args.lr_decay_epochs]
+            self.lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
+                optimizer or self.optimizer, milestones=milestones, gamma=self.args.lr_decay_rate
+            )
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
+
     # ------------------------------------------------------------------ saving and the Hub
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         super()._save(output_dir, state_dict)
