@@ -133,7 +133,11 @@ def load_image_dataset(
         if not 0 < validation_fraction < 1:
             raise ValueError(f"The dataset has no eval split, and validation_fraction={validation_fraction} is not in (0, 1).")
         stratify = "labels" if isinstance(train.features["labels"], datasets.ClassLabel) else None
-        parts = train.train_test_split(test_size=validation_fraction, seed=seed, stratify_by_column=stratify)
+        try:
+            parts = train.train_test_split(test_size=validation_fraction, seed=seed, stratify_by_column=stratify)
+        except ValueError:  # too few images per class to stratify: fall back to a plain seeded split
+            logger.warning("The held-out split cannot be stratified (too few images per class); using a random split.")
+            parts = train.train_test_split(test_size=validation_fraction, seed=seed)
         train, evaluation, eval_split = parts["train"], parts["test"], f"{train_split}[{validation_fraction:.0%} held out, seed {seed}]"
     else:
         evaluation = normalise(raw[eval_split])
@@ -213,7 +217,7 @@ def build_transforms(
     """Train and eval transforms (PIL -> normalised tensor) from a timm data config.
 
     ``style="timm"``: timm's ``create_transform`` (random resized crop + flip, optional ``auto_augment`` such as
-    ``"rand-m9-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"``, ``"trivialaugment"``/``"ta_wide"``, random erasing; eval is
+    ``"rand-m9-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"``, ``"autoaugment"``, ``"trivialaugment"``, random erasing; eval is
     resize + centre crop). ``style="cifar"``: the CIFAR/TinyImageNet recipe of the KD papers (pad-and-crop at full
     size, padding ``size/8`` unless given, + flip; eval is a plain resize).
     """
@@ -236,10 +240,13 @@ def build_transforms(
     from timm.data import create_transform
 
     common = {k: data_config[k] for k in ("input_size", "interpolation", "mean", "std") if k in data_config}
-    policy = "ta_wide" if auto_augment in ("trivialaugment", "trivial") else auto_augment
-    if policy in ("autoaugment", "auto"):
-        policy = "original"
+    trivial = auto_augment in ("trivialaugment", "trivial")
+    policy = None if trivial else ("original" if auto_augment in ("autoaugment", "auto") else auto_augment)
     train = create_transform(**common, is_training=True, auto_augment=policy, re_prob=random_erasing)
+    if trivial:  # timm has no TrivialAugment: insert torchvision's on the PIL image, before tensor conversion
+        steps = list(train.transforms)
+        at = next(i for i, t in enumerate(steps) if "ToTensor" in type(t).__name__)
+        train = T.Compose(steps[:at] + [T.TrivialAugmentWide()] + steps[at:])
     evaluation = create_transform(**common, is_training=False, crop_pct=data_config.get("crop_pct", 0.875), crop_mode=data_config.get("crop_mode", "center"))
     return train, evaluation
 

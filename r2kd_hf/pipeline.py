@@ -200,6 +200,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
         summary = summarize(trainer, metrics, data_config, student_report, role)
     if training_args.push_to_hub:
         trainer.push_to_hub()
+    trainer.accelerator.wait_for_everyone()  # other ranks may read this folder next (e.g. a teacher trained here)
     return summary
 
 
@@ -230,6 +231,7 @@ def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_re
     table = "\n".join(lines)
     print("\n" + table + "\n", flush=True)
     output_dir = trainer.args.output_dir
+    trainer.state.save_to_json(os.path.join(output_dir, "trainer_state.json"))
     plot_path = plot_training_curves(trainer.state.log_history, os.path.join(output_dir, "training_curves.png"))
     summary = {
         "role": role,
