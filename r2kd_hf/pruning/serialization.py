@@ -153,16 +153,22 @@ def _resolve(path_or_repo_id: str, filename: str, revision: str | None, required
 
     try:
         return hf_hub_download(path_or_repo_id, filename, revision=revision)
+    except (LocalEntryNotFoundError, RepositoryNotFoundError) as error:  # checked before its parent class below
+        raise _unreachable(path_or_repo_id, filename, error) from error
     except EntryNotFoundError:
         if required:
             raise FileNotFoundError(_missing(path_or_repo_id, filename)) from None
         return None
-    except (LocalEntryNotFoundError, RepositoryNotFoundError, OSError) as error:
-        raise OSError(
-            f"Could not fetch {filename!r} of {path_or_repo_id!r}: no such local folder, and the Hub repo is not "
-            f"reachable ({type(error).__name__}: {str(error).splitlines()[0][:200]}). Unset HF_HUB_OFFLINE, check "
-            "HF_ENDPOINT and your token, or download the folder first and pass its path."
-        ) from error
+    except OSError as error:
+        raise _unreachable(path_or_repo_id, filename, error) from error
+
+
+def _unreachable(where: str, filename: str, error: Exception) -> OSError:
+    return OSError(
+        f"Could not fetch {filename!r} of {where!r}: no such local folder, and the Hub repo is not reachable "
+        f"({type(error).__name__}: {str(error).splitlines()[0][:200]}). Unset HF_HUB_OFFLINE, check HF_ENDPOINT and "
+        "your token, or download the folder first and pass its path."
+    )
 
 
 def _missing(where: str, filename: str) -> str:

@@ -11,7 +11,8 @@ from ..modeling import count_macs, count_parameters, logits_of, timm_module_of, 
 
 SUPPORTED_FAMILIES = (
     "convolutional networks built from Conv2d, BatchNorm and Linear layers: ResNet/ResNeXt, Wide-ResNet, VGG, "
-    "MobileNetV2/V3, EfficientNet, RegNet, ShuffleNetV2 and the paper's CIFAR models (r2kd_hf.models)"
+    "MobileNetV2/V3, EfficientNet, RegNet and the paper's CIFAR ResNet/WRN/VGG/MobileNetV2 (not ShuffleNetV2: its "
+    "channel split and shuffle cannot be pruned consistently)"
 )
 
 
@@ -36,7 +37,6 @@ def _target(model: nn.Module) -> nn.Module:
     return timm_module_of(model) or unwrap(model)
 
 
-@torch.no_grad()
 def prune_channels(
     model: nn.Module,
     amount: float,
@@ -65,20 +65,38 @@ def prune_channels(
         raise ValueError(f"Unknown importance {importance!r}; valid: {', '.join(importances)}.")
     head = target.get_classifier() if hasattr(target, "get_classifier") else None
     ignored = [head] if isinstance(head, nn.Module) else [_last_linear(target)]
-    pruner = tp.pruner.BasePruner(
-        target,
-        example_inputs,
-        importance=importances[importance],
-        pruning_ratio=amount,
-        ignored_layers=[m for m in ignored if m is not None],
-        round_to=round_to,
-        output_transform=logits_of,
-    )
-    pruner.step()
+    frozen = [p for p in target.parameters() if not p.requires_grad]
+    for param in frozen:  # the dependency graph is traced through autograd, also for a frozen teacher copy
+        param.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            pruner = tp.pruner.BasePruner(
+                target,
+                example_inputs,
+                importance=importances[importance],
+                pruning_ratio=amount,
+                ignored_layers=[m for m in ignored if m is not None],
+                round_to=round_to,
+                output_transform=logits_of,
+            )
+            pruner.step()
+    except Exception as error:
+        raise ValueError(
+            f"Torch-Pruning could not prune {type(target).__name__} structurally ({type(error).__name__}: {error}). "
+            f"Supported: {SUPPORTED_FAMILIES}. Use an unstructured method for this architecture."
+        ) from error
+    finally:
+        for param in frozen:
+            param.requires_grad_(False)
     if hasattr(target, "num_features") and isinstance(ignored[0], nn.Linear):
         target.num_features = ignored[0].in_features
     target.train(was_training)
     after = {"params": count_parameters(target), "macs": count_macs(target, input_size)}
+    if after["params"] >= before["params"]:
+        raise ValueError(
+            f"Structured pruning removed nothing from {type(target).__name__} (amount {amount}). "
+            f"Supported: {SUPPORTED_FAMILIES}."
+        )
     return {
         "method": "structured",
         "importance": importance,
