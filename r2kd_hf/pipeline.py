@@ -162,7 +162,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     from transformers import set_seed
 
     set_seed(training_args.seed)
-    data = load_data(data_args, training_args.seed)
+    # data_seed (TrainingArguments) fixes the subset and held-out split independently of the training seed
+    data = load_data(data_args, training_args.data_seed if training_args.data_seed is not None else training_args.seed)
     teacher = None
     if training_args.uses_teacher:
         teacher_spec = model_args.teacher
@@ -190,7 +191,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     if isinstance(model_args.teacher, str):
         trainer.teacher_id = model_args.teacher
     trainer.train(resume_from_checkpoint=resume)
-    metrics = trainer.evaluate()
+    metrics = _latest_eval(trainer) or trainer.evaluate()  # no second pass when the last step was just evaluated
     trainer.save_model()
     summary = {}
     if trainer.is_world_process_zero():
@@ -202,6 +203,13 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
         trainer.push_to_hub()
     trainer.accelerator.wait_for_everyone()  # other ranks may read this folder next (e.g. a teacher trained here)
     return summary
+
+
+def _latest_eval(trainer: R2KDTrainer) -> dict | None:
+    for entry in reversed(trainer.state.log_history):
+        if "eval_accuracy" in entry:
+            return dict(entry) if entry.get("step") == trainer.state.global_step else None
+    return None
 
 
 def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_report: dict | None, role: str) -> dict:
