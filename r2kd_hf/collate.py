@@ -13,7 +13,7 @@ class ImageClassificationCollator:
     """Stack ``pixel_values`` (tensors) and ``labels`` (ints) of a list of samples.
 
     A sample whose ``pixel_values`` is ``None`` was an unreadable image that the data pipeline was told to skip
-    (``skip_corrupt_images``); it is dropped here. Missing keys get an error that names what the sample holds.
+    (``skip_corrupt_images``); it is dropped here and counted in ``skipped_images``. Missing keys get an error that names what the sample holds.
     """
 
     def __call__(self, samples: list[dict]) -> dict[str, torch.Tensor]:
@@ -26,7 +26,10 @@ class ImageClassificationCollator:
         kept = [s for s in samples if s["pixel_values"] is not None]
         if not kept:
             raise ValueError("Every image of this batch was unreadable and skipped; check the dataset.")
-        return {
+        batch = {
             "pixel_values": torch.stack([torch.as_tensor(s["pixel_values"]) for s in kept]),
             "labels": torch.tensor([int(s["labels"]) for s in kept], dtype=torch.long),
         }
+        if len(kept) < len(samples):  # counted by the trainer (works with data-loader workers too)
+            batch["skipped_images"] = torch.tensor(len(samples) - len(kept))
+        return batch

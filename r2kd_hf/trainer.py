@@ -166,6 +166,7 @@ class R2KDTrainer(Trainer):
         self._pending_terms: dict[str, torch.Tensor] = {}
         self._pending_steps = 0
         self._example_inputs: torch.Tensor | None = None
+        self.skipped_images = 0  # unreadable images dropped by the collator (skip_corrupt_images=True)
 
     # ------------------------------------------------------------------ teacher handling
     def _prepare_frozen(self, module: nn.Module) -> nn.Module:
@@ -214,6 +215,8 @@ class R2KDTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ):
         pixel_values, labels = _batch_tensors(inputs)
+        if "skipped_images" in inputs:
+            self.skipped_images += int(inputs["skipped_images"])
         student_logits = logits_of(model(pixel_values))
         if not model.training:  # evaluation: the teacher is skipped, the loss is plain CE
             loss = F.cross_entropy(student_logits.float(), labels) if labels is not None else student_logits.new_zeros(())
@@ -272,6 +275,8 @@ class R2KDTrainer(Trainer):
                 stacked = self.accelerator.reduce(stacked, reduction="mean")
             logs.update({n: round(float(v), 6) for n, v in zip(names, stacked.tolist())})
             self._pending_terms, self._pending_steps = {}, 0
+            if self.skipped_images:
+                logs["skipped_images"] = self.skipped_images
         super().log(logs, start_time)
 
     # ------------------------------------------------------------------ checks before training

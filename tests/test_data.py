@@ -50,7 +50,24 @@ def test_corrupt_image_names_sample_and_file(tmp_path):
     skipping = prepare_dataset(data.splits["train"], eval_tf, skip_corrupt_images=True)
     assert skipping[bad]["pixel_values"] is None
     batch = ImageClassificationCollator()([skipping[i] for i in range(len(skipping))])
-    assert batch["pixel_values"].shape[0] == len(skipping) - 1
+    assert batch["pixel_values"].shape[0] == len(skipping) - 1 and int(batch["skipped_images"]) == 1
+
+
+def test_trainer_counts_skipped_images(tmp_path):
+    import timm
+
+    from r2kd_hf import R2KDConfig, R2KDTrainer
+
+    root = write_imagefolder(tmp_path / "imgs", corrupt=True)
+    data = load_image_dataset(str(root))
+    train_tf, _ = build_transforms(CONFIG, style="cifar")
+    args = R2KDConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=16, num_train_epochs=1, use_cpu=True,
+                      report_to="none", save_strategy="no", disable_tqdm=True, loss_name="none", logging_steps=1)
+    trainer = R2KDTrainer(model=timm.create_model("cifar_resnet8", num_classes=2), args=args,
+                          train_dataset=prepare_dataset(data.splits["train"], train_tf, skip_corrupt_images=True))
+    trainer.train()
+    assert trainer.skipped_images == 1
+    assert any(e.get("skipped_images") == 1 for e in trainer.state.log_history)
 
 
 def test_parquet_hub_layout_and_saved_dataset(tmp_path):
