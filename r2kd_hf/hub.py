@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import yaml
 from huggingface_hub import ModelCard
 
-from .modeling import count_parameters
+from .modeling import REPO_ID_PATTERN, count_parameters
 from .pruning.serialization import record_of
 
 CITATIONS = {
@@ -66,8 +67,9 @@ def build_model_card(trainer, model_name: str | None = None, extra_tags: list[st
         tags.append("pruning")
         citations.append("torch_pruning")
     metadata: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "image-classification", "tags": tags}
-    if isinstance(trainer.teacher_id, str) and "/" in trainer.teacher_id and not trainer.teacher_id.startswith(("/", ".")):
-        metadata["base_model"] = trainer.teacher_id.removeprefix("hf-hub:")
+    teacher_repo = trainer.teacher_id.removeprefix("hf-hub:") if isinstance(trainer.teacher_id, str) else ""
+    if REPO_ID_PATTERN.match(teacher_repo) and not os.path.exists(os.path.expanduser(trainer.teacher_id)):  # a Hub repo, not a folder
+        metadata["base_model"] = teacher_repo
     if info.get("dataset"):
         metadata["datasets"] = [info["dataset"]]
     if best is not None:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DEFAULT_MEAN = (0.485, 0.456, 0.406)
 DEFAULT_STD = (0.229, 0.224, 0.225)
 
@@ -175,14 +175,14 @@ def load_model(
     path = os.path.expanduser(spec)
     if os.path.isdir(path):
         return _load_from_folder(path, role=role, num_labels=num_labels, id2label=id2label)
-    if spec.startswith(("/", "./", "../", "~")) or (os.sep in spec and not _REPO_ID.match(spec)):
+    if spec.startswith(("/", "./", "../", "~")) or (os.sep in spec and not REPO_ID_PATTERN.match(spec)):
         raise FileNotFoundError(
             f"The {role} path {spec!r} does not exist. Give an existing folder (with config.json and "
             "model.safetensors, as written by save_pretrained), a Hub repo id such as 'org/name', or a timm name."
         )
     if spec.startswith("hf-hub:") or _is_timm_name(spec):
         return _create_timm(spec, role=role, num_labels=num_labels, pretrained=pretrained)
-    if _REPO_ID.match(spec):
+    if REPO_ID_PATTERN.match(spec):
         return _load_from_hub(spec, role=role, num_labels=num_labels, id2label=id2label, revision=revision)
     import timm
 

@@ -70,7 +70,8 @@ def prune_channels(
         param.requires_grad_(True)
     try:
         with torch.enable_grad():
-            pruner = tp.pruner.BasePruner(
+            pruner_class = getattr(tp.pruner, "BasePruner", None) or tp.pruner.MetaPruner  # renamed in 1.6
+            pruner = pruner_class(
                 target,
                 example_inputs,
                 importance=importances[importance],
