@@ -221,3 +221,16 @@ def test_label_order_mismatch_is_reported(tmp_path):
     dataset = datasets.Dataset.from_dict({"labels": [0, 1]}, features=datasets.Features({"labels": datasets.ClassLabel(names=["dog", "cat"])}))
     with pytest.raises(ValueError, match="label orders differ"):
         R2KDTrainer(model=TinyNet(num_classes=2), teacher_model=teacher, args=make_config(tmp_path), train_dataset=dataset)
+
+
+def test_fused_teacher_views_equal_separate_forwards(tmp_path):
+    teacher = TinyNet(seed=1, batch_norm=True)
+    targets = []
+    for fuse in (True, False):
+        args = make_config(tmp_path / str(fuse), fuse_teacher_views=fuse, prune_teacher=True, pruned_teacher_bn="running_stats")
+        trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=teacher, args=args, train_dataset=BlobImages())
+        trainer.attach_pruned_teacher("l1_unstructured", 0.1)
+        x = torch.stack([BlobImages(8)[i]["pixel_values"] for i in range(8)])
+        targets.append(trainer._teacher_targets(x, x.flip(-1)))
+    for fused, separate in zip(targets[0], targets[1]):
+        torch.testing.assert_close(fused, separate, rtol=1e-5, atol=1e-5)
