@@ -62,3 +62,4 @@ def gather_batch(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ..
             with torch.no_grad():
                 gathered.append(_GatherWithGrad.apply(tensor, sizes))
     return tuple(gathered)
+

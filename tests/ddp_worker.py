@@ -31,6 +31,10 @@ def main(output_dir: str, loss_name: str) -> None:
         logs["world_size"] = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         with open(os.path.join(output_dir, "logs.json"), "w") as handle:
             json.dump(logs, handle)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown of gloo, which occasionally aborts or hangs a rank on this CPU setup
 
 
 if __name__ == "__main__":
