@@ -20,10 +20,10 @@ import r2kd_hf  # noqa: F401
 from r2kd_hf.evaluation import cpu_latency_ms
 from r2kd_hf.modeling import count_macs, count_parameters, load_model
 from r2kd_hf.pipeline import run, train_teacher
-from r2kd_hf.recipe import DataArguments, ModelArguments, parse_recipe
+from r2kd_hf.recipe import DataArguments, ModelArguments
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_quality import SCALES  # noqa: E402
+from benchmark_quality import SCALES, benchmark_training_args  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -35,12 +35,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     scale = SCALES["cpu"]
     epochs = args.epochs or scale["epochs"]
-    _, _, base, _ = parse_recipe([
-        "--output_dir", args.work_dir, "--per_device_train_batch_size", "64", "--per_device_eval_batch_size", "500",
-        "--learning_rate", "0.02", "--optim", "sgd", "--optim_args", "momentum=0.9", "--weight_decay", "5e-4",
-        "--lr_scheduler_type", "cosine", "--eval_strategy", "epoch", "--save_strategy", "no", "--logging_steps", "50",
-        "--disable_tqdm", "true", "--report_to", "none", "--validate_teacher", "false", "--data_seed", "0",
-        "--dataloader_num_workers", "1", "--use_cpu", "true", "--loss_name", "r2kd", "--second_view", "cutmix",
+    base = benchmark_training_args(args.work_dir, 0.02, [
+        "--lr_scheduler_type", "cosine", "--use_cpu", "true", "--loss_name", "r2kd", "--second_view", "cutmix",
         "--prune_teacher", "true", "--num_train_epochs", str(epochs), "--seed", "0",
     ])
     data_args = DataArguments(dataset=args.dataset, eval_split="test", transform_style="cifar", crop_padding=4,

@@ -37,6 +37,17 @@ SCALES = {
 }
 
 
+def benchmark_training_args(work_dir: str, learning_rate: float, extra: list[str] = ()) -> "R2KDConfig":
+    """Settings shared by the quality and pruning benchmarks (SGD, batch 64, per-epoch eval on the test split, data_seed 0)."""
+    _, _, base, _ = parse_recipe([
+        "--output_dir", work_dir, "--per_device_train_batch_size", "64", "--per_device_eval_batch_size", "500",
+        "--learning_rate", str(learning_rate), "--optim", "sgd", "--optim_args", "momentum=0.9", "--weight_decay", "5e-4",
+        "--eval_strategy", "epoch", "--save_strategy", "no", "--logging_steps", "50", "--disable_tqdm", "true",
+        "--report_to", "none", "--validate_teacher", "false", "--data_seed", "0", "--dataloader_num_workers", "1", *extra,
+    ])
+    return base
+
+
 def methods(epochs: float) -> dict[str, dict]:
     return {
         "CE only": dict(loss_name="none"),
@@ -68,13 +79,7 @@ def main(argv=None) -> int:
         scale["max_train_samples"] = args.max_train_samples
     epochs = args.epochs or scale["epochs"]
 
-    _, _, base, _ = parse_recipe([
-        "--output_dir", args.work_dir, "--per_device_train_batch_size", "64", "--per_device_eval_batch_size", "500",
-        "--learning_rate", str(scale["lr"]), "--optim", "sgd", "--optim_args", "momentum=0.9", "--weight_decay", "5e-4",
-        "--eval_strategy", "epoch", "--save_strategy", "no", "--logging_steps", "50", "--disable_tqdm", "true",
-        "--report_to", "none", "--validate_teacher", "false", "--data_seed", "0", "--dataloader_num_workers", "1",
-        *(["--use_cpu", "true"] if args.use_cpu else []),
-    ])
+    base = benchmark_training_args(args.work_dir, scale["lr"], ["--use_cpu", "true"] if args.use_cpu else [])
     base = dataclasses.replace(base, **scale["schedule"])
     data_args = DataArguments(dataset=args.dataset, eval_split="test", transform_style="cifar", crop_padding=4,
                               max_train_samples=scale["max_train_samples"])
