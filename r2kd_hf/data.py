@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 import datasets
 import numpy as np
-import torch
 from PIL import Image
 
 logger = logging.getLogger(__name__)

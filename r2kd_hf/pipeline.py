@@ -13,7 +13,6 @@ import logging
 import os
 from typing import Any
 
-import torch
 from torch import nn
 
 from .config import R2KDConfig

@@ -26,6 +26,7 @@ import sys
 import time
 
 import r2kd_hf  # noqa: F401
+from r2kd_hf.config import R2KDConfig
 from r2kd_hf.pipeline import run, train_teacher
 from r2kd_hf.recipe import DataArguments, ModelArguments, parse_recipe
 
@@ -37,7 +38,7 @@ SCALES = {
 }
 
 
-def benchmark_training_args(work_dir: str, learning_rate: float, extra: list[str] = ()) -> "R2KDConfig":
+def benchmark_training_args(work_dir: str, learning_rate: float, extra: list[str] = ()) -> R2KDConfig:
     """Settings shared by the quality and pruning benchmarks (SGD, batch 64, per-epoch eval on the test split, data_seed 0)."""
     _, _, base, _ = parse_recipe([
         "--output_dir", work_dir, "--per_device_train_batch_size", "64", "--per_device_eval_batch_size", "500",

@@ -1,6 +1,6 @@
 """Dataset loading, column normalisation, splits, decoding errors and transforms."""
 
-import os
+
 
 import datasets
 import numpy as np

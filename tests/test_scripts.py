@@ -39,7 +39,7 @@ def test_quickstart_distillation_beats_chance_with_finite_terms(tmp_path):
     for name in ("model.safetensors", "config.json", "README.md", "recipe.yaml", "training_curves.png", "teacher_pruning.json"):
         assert (out / name).exists(), name
     assert "teacher" in result.stdout and "top-1" in result.stdout
-    evaluated = run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "--model", str(out), "--output", str(tmp_path / "m.json")], tmp_path)
+    run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "--model", str(out), "--output", str(tmp_path / "m.json")], tmp_path)
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["top1"] == pytest.approx(rows["student"]["accuracy"], abs=1e-6)
     assert metrics["params"] == rows["student"]["params"]

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from helpers import BlobImages, TinyNet
 from r2kd_hf import R2KDConfig, R2KDTrainer, TeacherPruningCallback
