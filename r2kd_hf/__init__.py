@@ -18,7 +18,8 @@ from .losses import (  # noqa: E402
     register_loss,
 )
 from .modeling import load_model  # noqa: E402
-from .pruning import TeacherPruningCallback, load_student, prune_student, save_pruned_student  # noqa: E402
+from .pruning import TeacherPruningCallback, prune_student  # noqa: E402
+from .saving import load_student, save_classifier  # noqa: E402
 from .trainer import R2KDTrainer  # noqa: E402
 
 __version__ = "0.1.0"
@@ -40,5 +41,5 @@ __all__ = [
     "prune_student",
     "r2kd_loss",
     "register_loss",
-    "save_pruned_student",
+    "save_classifier",
 ]

@@ -56,20 +56,27 @@ class CutMix:
 
 
 class Cutout:
-    """Zero one ``size × size`` square per image at a random centre (clipped); reference 8 px at 32 px, 16 at 64."""
+    """Zero a ``size × size`` square (clipped at the borders); reference: 8 px at 32 px, 16 px at 64 px (``size/4``).
 
-    def __init__(self, size: int | None = None, holes: int = 1):
-        self.size, self.holes = size, holes
+    ``per_image=False`` (reference) places **one** hole at the same random position for the whole batch;
+    ``per_image=True`` draws a position per image (the usual Cutout of DeVries & Taylor, 2017).
+    """
+
+    def __init__(self, size: int | None = None, holes: int = 1, per_image: bool = False):
+        if size is not None and size < 1 or holes < 1:
+            raise ValueError(f"cutout needs size >= 1 and holes >= 1, got size={size}, holes={holes}.")
+        self.size, self.holes, self.per_image = size, holes, per_image
 
     def __call__(self, x: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
         batch, _, height, width = x.shape
         size = self.size or max(1, height // 4)
+        positions = batch if self.per_image else 1
         ys = torch.arange(height, device=x.device).view(1, height, 1)
         xs = torch.arange(width, device=x.device).view(1, 1, width)
-        keep = torch.ones(batch, height, width, dtype=torch.bool, device=x.device)
+        keep = torch.ones(positions, height, width, dtype=torch.bool, device=x.device)
         for _ in range(self.holes):
-            cy = torch.randint(height, (batch, 1, 1), device=x.device)
-            cx = torch.randint(width, (batch, 1, 1), device=x.device)
+            cy = torch.randint(height, (positions, 1, 1), device=x.device)
+            cx = torch.randint(width, (positions, 1, 1), device=x.device)
             top, left = cy - size // 2, cx - size // 2
             hole = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
             keep &= ~hole
@@ -89,21 +96,37 @@ class _PolicyView:
 
     def __call__(self, x: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
         mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
-        images = ((x * std + mean) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-        images = self.transform(images)
+        # Truncation to uint8, as the reference does (``.mul(255).type(torch.uint8)``); clamped so nothing wraps.
+        images = ((x * std + mean) * 255.0).clamp_(0, 255).to(torch.uint8)
+        images = self._transform_for(images)
         return (images.to(x.dtype) / 255.0 - mean) / std
+
+    def _transform_for(self, images: torch.Tensor) -> torch.Tensor:
+        return self.transform(images)
 
 
 class AutoAugment(_PolicyView):
-    """torchvision AutoAugment; policy ``cifar10`` (reference on CIFAR-100), ``imagenet`` (TinyImageNet) or ``svhn``."""
+    """torchvision AutoAugment with policy ``cifar10``, ``imagenet``, ``svhn`` or ``auto``.
 
-    def __init__(self, policy: str = "imagenet", mean=DEFAULT_MEAN, std=DEFAULT_STD):
+    ``auto`` (default) follows the reference: the CIFAR-10 policy for 32-px images (it uses it on CIFAR-100) and
+    the ImageNet policy for larger ones (TinyImageNet, 64 px).
+    """
+
+    def __init__(self, policy: str = "auto", mean=DEFAULT_MEAN, std=DEFAULT_STD):
         from torchvision.transforms import v2
 
         policies = {p.name.lower(): p for p in v2.AutoAugmentPolicy}
-        if policy.lower() not in policies:
-            raise ValueError(f"Unknown AutoAugment policy {policy!r}; valid: {', '.join(policies)}.")
-        super().__init__(v2.AutoAugment(policies[policy.lower()]), mean, std)
+        if policy.lower() not in (*policies, "auto"):
+            raise ValueError(f"Unknown AutoAugment policy {policy!r}; valid: auto, {', '.join(policies)}.")
+        self.policy = policy.lower()
+        self._by_policy = {name: v2.AutoAugment(p) for name, p in policies.items()}
+        super().__init__(self._by_policy.get(self.policy), mean, std)
+
+    def policy_for(self, height: int) -> str:
+        return self.policy if self.policy != "auto" else ("cifar10" if height <= 32 else "imagenet")
+
+    def _transform_for(self, images: torch.Tensor) -> torch.Tensor:
+        return self._by_policy[self.policy_for(images.shape[-2])](images)
 
 
 class RandAugment(_PolicyView):

@@ -36,6 +36,8 @@ class R2KDConfig(TrainingArguments):
         gather_across_processes: compute batch-wise loss terms over the global batch under multi-process training.
         fuse_teacher_views: run the teacher once over the clean and augmented views together (exact in eval mode).
         renormalize_teacher_inputs: re-normalise inputs on device when teacher and student normalisations differ.
+        max_grad_norm / weight_decay_all_parameters: follow the reference trainer (no clipping, decay on all
+            parameters); see ``r2kd_hf.reference`` for every default compared with the reference.
     """
 
     _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["loss_kwargs", "second_view_kwargs"]
@@ -48,6 +50,18 @@ class R2KDConfig(TrainingArguments):
     label_names: list[str] | None = field(
         default_factory=lambda: ["labels"],
         metadata={"help": "Batch keys that hold the labels. Plain timm modules need this set explicitly."},
+    )
+    # Optimisation defaults of the reference trainer (mdistiller), not of transformers (see README, "Reference").
+    max_grad_norm: float = field(
+        default=0.0,
+        metadata={"help": "Gradient clipping norm; 0 disables it. The reference never clips (transformers' default is 1.0)."},
+    )
+    weight_decay_all_parameters: bool = field(
+        default=True,
+        metadata={
+            "help": "Apply weight_decay to every parameter, biases and norm weights included, as the reference's plain "
+            "SGD does. False: transformers' grouping (no decay on biases and norm weights)."
+        },
     )
 
     loss_name: str = field(

@@ -149,6 +149,16 @@ class _LogitsOnly(nn.Module):
         return logits_of(self.model(x))
 
 
+MODEL_SPEC_FORMS = (
+    "an nn.Module",
+    "a timm name ('resnet18', 'cifar_resnet56') or a timm name with a pretrained tag ('resnet18.a1_in1k')",
+    "'hf-hub:org/name' (a timm-format Hub repo)",
+    "'org/name' (a Hub repo in transformers or timm format, pruned or not)",
+    "a local folder written by save_model/save_pretrained (pruned or not)",
+    "a checkpoint file (.pth/.pt/.safetensors, e.g. a published CRD/mdistiller teacher) with arch=... (recipes: teacher_arch)",
+)
+
+
 def load_model(
     spec: str | nn.Module,
     *,
@@ -157,60 +167,82 @@ def load_model(
     id2label: dict[int, str] | None = None,
     pretrained: bool = True,
     revision: str | None = None,
+    arch: str | None = None,
 ) -> nn.Module:
-    """Load a model from a module, a local folder, a Hub repo id, ``hf-hub:<repo>`` or a timm architecture name.
+    """Load a model from any of the forms in :data:`MODEL_SPEC_FORMS`.
 
-    * a local folder holding ``r2kd_pruning.json`` is a pruned student (:func:`r2kd_hf.load_student`);
-    * a local folder or repo id holding ``config.json`` goes through ``AutoModelForImageClassification``;
-    * ``hf-hub:`` and timm names go through ``timm.create_model`` (``num_labels`` re-creates the head for a student).
+    * ``hf-hub:`` specs and timm names go through ``timm.create_model`` (``num_labels`` re-creates a student's head);
+    * a checkpoint file is read weights-only into the timm architecture ``arch`` (strictly);
+    * a folder or Hub repo holding ``r2kd_pruning.json`` is a pruned student (:func:`r2kd_hf.load_student`);
+    * other folders and Hub repos go through ``AutoModelForImageClassification`` (timm-format repos included).
 
-    Teachers are never loaded with a re-initialised head: a class-count mismatch is reported by the trainer.
+    Teachers are never loaded with a re-initialised head: a class-count mismatch is reported by the setup checks.
     """
     if isinstance(spec, nn.Module):
         return spec
     if not isinstance(spec, str) or not spec:
-        raise TypeError(f"The {role} must be an nn.Module, a path, a Hub repo id or a timm name; got {spec!r}.")
+        raise TypeError(f"The {role} must be one of: {'; '.join(MODEL_SPEC_FORMS)}. Got {spec!r}.")
     from . import models as _models  # noqa: F401  (registers the paper's architectures with timm)
 
+    if spec.startswith("hf-hub:"):
+        return _create_timm(spec, role=role, num_labels=num_labels, pretrained=pretrained)
     path = os.path.expanduser(spec)
     if os.path.isdir(path):
         return _load_from_folder(path, role=role, num_labels=num_labels, id2label=id2label)
-    if spec.startswith(("/", "./", "../", "~")) or (os.sep in spec and not REPO_ID_PATTERN.match(spec)):
-        raise FileNotFoundError(
-            f"The {role} path {spec!r} does not exist. Give an existing folder (with config.json and "
-            "model.safetensors, as written by save_pretrained), a Hub repo id such as 'org/name', or a timm name."
-        )
-    if spec.startswith("hf-hub:") or _is_timm_name(spec):
+    if os.path.isfile(path):
+        from .checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint
+
+        if not spec.lower().endswith(CHECKPOINT_SUFFIXES):
+            raise ValueError(f"The {role} {spec!r} is a file but not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}).")
+        return load_checkpoint(path, arch, num_labels=num_labels)
+    if _is_timm_name(spec):
         return _create_timm(spec, role=role, num_labels=num_labels, pretrained=pretrained)
-    if REPO_ID_PATTERN.match(spec):
+    if REPO_ID_PATTERN.match(spec) and not spec.startswith((".", "~")):
         return _load_from_hub(spec, role=role, num_labels=num_labels, id2label=id2label, revision=revision)
+    looks_like_path = spec.startswith(("/", "./", "../", "~")) or os.sep in spec
     import timm
 
-    close = difflib.get_close_matches(spec, timm.list_models(), n=3)
-    raise ValueError(
-        f"Unknown {role} model {spec!r}: not a folder, a Hub repo id ('org/name') or a timm architecture."
-        + (f" Close timm names: {', '.join(close)}." if close else " List timm names with timm.list_models('*pattern*').")
+    close = difflib.get_close_matches(spec, timm.list_models(), n=3) if not looks_like_path else []
+    problem = f"no file or folder {spec!r} exists" if looks_like_path else f"{spec!r} is not a known timm name, file, folder or Hub repo id"
+    error_class = FileNotFoundError if looks_like_path else ValueError
+    raise error_class(
+        f"Cannot load the {role}: {problem}."
+        + (f" Close timm names: {', '.join(close)}." if close else "")
+        + " A model can be given as: " + "; ".join(MODEL_SPEC_FORMS) + "."
     )
 
 
 def _is_timm_name(name: str) -> bool:
     import timm
 
-    return "/" not in name and (name in timm.list_models() or name.split(".")[0] in timm.list_models())
+    return "/" not in name and timm.is_model(name.split(".")[0])
 
 
 def _create_timm(name: str, *, role: str, num_labels: int | None, pretrained: bool) -> nn.Module:
     import timm
 
     kwargs = {"num_classes": num_labels} if (num_labels and role == "student") else {}
+    if pretrained and not name.startswith("hf-hub:") and not _has_pretrained_weights(name):
+        raise ValueError(
+            f"timm's {name!r} has no pretrained weights (r2kd_hf's cifar_* networks ship none). Give a trained {role}: "
+            "a folder (scripts/train_teacher.py writes one), a Hub repo, or a reference checkpoint with its arch."
+        )
     try:
         return timm.create_model(name, pretrained=pretrained, **kwargs)
     except Exception as error:  # network, missing weights
         raise _hub_error(name, role, error) from error
 
 
+def _has_pretrained_weights(name: str) -> bool:
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
+    return cfg is not None and bool(cfg.url or cfg.hf_hub_id or cfg.file)
+
+
 def _load_from_folder(path: str, *, role: str, num_labels, id2label) -> nn.Module:
-    from .pruning.serialization import PRUNING_RECORD_NAME, load_student
+    from .pruning.serialization import PRUNING_RECORD_NAME
+    from .saving import load_student
 
     if os.path.exists(os.path.join(path, PRUNING_RECORD_NAME)):
         return load_student(path)
@@ -227,7 +259,8 @@ def _load_from_folder(path: str, *, role: str, num_labels, id2label) -> nn.Modul
 def _load_from_hub(repo_id: str, *, role: str, num_labels, id2label, revision) -> nn.Module:
     from huggingface_hub import hf_hub_download
 
-    from .pruning.serialization import PRUNING_RECORD_NAME, load_student
+    from .pruning.serialization import PRUNING_RECORD_NAME
+    from .saving import load_student
 
     try:
         hf_hub_download(repo_id, PRUNING_RECORD_NAME, revision=revision)

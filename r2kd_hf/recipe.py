@@ -168,7 +168,10 @@ def parse_recipe(
         raise SystemExit(f"error: unrecognized arguments: {' '.join(extra)} (run with --help for the valid options)")
     text = resolved_recipe_text(model_args, data_args, training_args)
     if known.print_recipe:
-        print(text)
+        from .reference import annotate_recipe_text
+
+        flat = {**dataclasses.asdict(data_args), **training_args.to_dict()}
+        print(annotate_recipe_text(text, flat))
         raise SystemExit(0)
     return model_args, data_args, training_args, {"recipe_path": known.recipe, "recipe_text": text}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 from typing import Any
 
@@ -29,10 +30,11 @@ from .modeling import (
     num_labels_of,
 )
 from .pruning.callback import TeacherPruningCallback
-from .pruning.serialization import record_of, write_record
+from .saving import save_classifier
 from .pruning.teacher import prune_teacher_copy
 
 logger = logging.getLogger(__name__)
+TRAINING_ARGS_JSON = "training_args.json"
 
 
 def dataset_label_names(dataset) -> list[str] | None:
@@ -191,12 +193,13 @@ class R2KDTrainer(Trainer):
         self.pruned_teacher.train(self.args.pruned_teacher_bn == "batch_stats")
 
     @torch.no_grad()
-    def _teacher_targets(self, clean: torch.Tensor, augmented: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _teacher_targets(self, clean: torch.Tensor, augmented: torch.Tensor | None):
+        """``(target on clean, target on augmented or None, raw teacher logits on clean)``."""
         self.teacher_model.eval()
         fuse = self.args.fuse_teacher_views
         teacher_clean, teacher_aug = _forward_views(self.teacher_model, clean, augmented, fuse)
         if self.pruned_teacher is None:
-            return teacher_clean, teacher_aug
+            return teacher_clean, teacher_aug, teacher_clean
         self._set_pruned_teacher_mode()
         # Batch statistics depend on the batch, so the reference mode keeps the two views in separate forwards.
         fuse_pruned = fuse and self.args.pruned_teacher_bn == "running_stats"
@@ -204,7 +207,7 @@ class R2KDTrainer(Trainer):
         w = self.args.pruned_teacher_weight
         mix_clean = torch.lerp(teacher_clean.float(), pruned_clean.float(), w)
         mix_aug = torch.lerp(teacher_aug.float(), pruned_aug.float(), w) if augmented is not None else None
-        return mix_clean, mix_aug
+        return mix_clean, mix_aug, teacher_clean
 
     # ------------------------------------------------------------------ loss
     def compute_loss(
@@ -238,14 +241,16 @@ class R2KDTrainer(Trainer):
         view = self.second_view
         needs_teacher = getattr(view, "needs_teacher_logits", False)
         augmented = view(pixel_values) if view is not None and not needs_teacher else None
-        target_clean, target_aug = self._teacher_targets(pixel_values, augmented)
+        target_clean, target_aug, raw_teacher_clean = self._teacher_targets(pixel_values, augmented)
         if needs_teacher:
-            augmented = view(pixel_values, teacher_logits=target_clean)
-            target_aug, _ = self._teacher_targets(augmented, None)
+            # Reference (cutmixpick): samples are ranked by the entropy of the raw teacher on the clean images.
+            augmented = view(pixel_values, teacher_logits=raw_teacher_clean)
+            target_aug, _, _ = self._teacher_targets(augmented, None)
 
         s, t, y = gather_batch(student_logits, target_clean, labels) if gather else (student_logits, target_clean, labels)
         ce = F.cross_entropy(s.float(), y)
-        kd = compute_loss_terms(args.loss_name, s, t, labels=y, epoch=self.state.epoch, **self._loss_hyper_parameters)
+        epoch = self.current_epoch_number
+        kd = compute_loss_terms(args.loss_name, s, t, labels=y, epoch=epoch, **self._loss_hyper_parameters)
         terms = {"ce": ce, **{k: v for k, v in kd.items() if k != "loss"}}
         loss = args.ce_weight * ce + args.kd_weight * kd["loss"]
         if augmented is not None:
@@ -253,11 +258,22 @@ class R2KDTrainer(Trainer):
             s_aug, t_aug = gather_batch(student_aug, target_aug) if gather else (student_aug, target_aug)
             # The augmented view has no trustworthy label: losses that need one get the teacher's prediction.
             aug = compute_loss_terms(
-                args.loss_name, s_aug, t_aug, labels=t_aug.argmax(1), epoch=self.state.epoch, **self._loss_hyper_parameters
+                args.loss_name, s_aug, t_aug, labels=t_aug.argmax(1), epoch=epoch, **self._loss_hyper_parameters
             )
             terms.update({f"aug_{k}": v for k, v in aug.items() if k != "loss"})
             loss = loss + args.aug_kd_weight * aug["loss"]
         return loss, terms
+
+    @property
+    def current_epoch_number(self) -> int:
+        """The epoch being trained, counted from 1 as mdistiller counts it (DKD's warm-up reads ``epoch / warmup``)."""
+        return math.floor(self.state.epoch or 0.0) + 1
+
+    def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
+        """Every parameter when ``weight_decay_all_parameters`` (reference SGD), else transformers' grouping."""
+        if self.args.weight_decay_all_parameters:
+            return [name for name, _ in model.named_parameters()]
+        return super().get_decay_parameter_names(model)
 
     # ------------------------------------------------------------------ logging
     def _remember(self, terms: dict[str, torch.Tensor]) -> None:
@@ -373,12 +389,21 @@ class R2KDTrainer(Trainer):
         return super().create_scheduler(num_training_steps, optimizer)
 
     # ------------------------------------------------------------------ saving and the Hub
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        super()._save(output_dir, state_dict)
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Write the student in the one student format (:mod:`r2kd_hf.saving`) and the training arguments as JSON.
+
+        timm, transformers and :func:`r2kd_hf.load_student` load the folder; nothing in it is pickled. Checkpoints
+        (``checkpoint-*``) use the same files for the model; their optimizer and RNG states are Trainer's own.
+        """
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:  # sharded weights: Trainer gathers them
+            return super().save_model(output_dir, _internal_call)
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        record = record_of(self.model)
-        if record is not None and self.args.should_save:
-            write_record(record, output_dir)
+        if self.args.should_save:
+            save_classifier(self.accelerator.unwrap_model(self.model), output_dir, label_names=dataset_label_names(self.train_dataset))
+            with open(os.path.join(output_dir, TRAINING_ARGS_JSON), "w", encoding="utf-8") as handle:
+                handle.write(self.args.to_json_string())
+        if self.args.push_to_hub and not _internal_call:
+            self.push_to_hub(commit_message="Model save")
 
     def create_model_card(self, model_name: str | None = None, tags: list[str] | str | None = None, **kwargs) -> None:
         """Write ``README.md`` saying how the student was made (teacher, loss, pruning, data, metrics, recipe)."""

@@ -30,12 +30,30 @@ def test_cutmix_pastes_one_box_from_other_images():
     assert box.all()  # one rectangle, same for every image
 
 
-def test_cutout_zeroes_a_square_per_image():
+def test_cutout_reference_places_one_hole_for_the_whole_batch():
     torch.manual_seed(2)
     x = batch() + 1.0
-    out = Cutout(size=4)(x)
-    zeros = (out == 0).all(1).flatten(1).sum(1)
+    holes = (Cutout(size=4)(x) == 0).all(1)  # (B, H, W)
+    assert holes.any()
+    assert (holes == holes[:1]).all()  # same position in every image
+    assert int(holes[0].sum()) <= 16
+
+
+def test_cutout_per_image_option_draws_positions_per_image():
+    torch.manual_seed(2)
+    x = batch(16) + 1.0
+    holes = (Cutout(size=4, per_image=True)(x) == 0).all(1)
+    zeros = holes.flatten(1).sum(1)
     assert (zeros > 0).all() and (zeros <= 16).all()
+    assert not (holes == holes[:1]).all()  # 16 images, 256 positions: at least two differ
+
+
+def test_autoaugment_policy_follows_the_image_size_like_the_reference():
+    view = build_second_view("autoaugment")
+    assert view.policy_for(32) == "cifar10" and view.policy_for(64) == "imagenet"
+    assert build_second_view("autoaugment", policy="svhn").policy_for(32) == "svhn"
+    with pytest.raises(ValueError, match="valid: auto, imagenet"):
+        build_second_view("autoaugment", policy="coco")
 
 
 def test_policy_views_keep_shape_and_range():

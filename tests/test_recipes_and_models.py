@@ -1,6 +1,7 @@
 """Recipes, the model zoo and model loading."""
 
 import glob
+import json
 import os
 
 import pytest
@@ -50,8 +51,16 @@ def test_unknown_keys_and_values_are_rejected(tmp_path):
 
 
 def test_unknown_model_name_is_reported():
-    with pytest.raises(ValueError, match="Unknown student model 'resnet1800'.*Close timm names"):
+    with pytest.raises(ValueError, match="Cannot load the student: 'resnet1800' is not a known timm name.*Close timm names.*hf-hub:org/name"):
         r2kd_hf.load_model("resnet1800", role="student")
+    with pytest.raises(FileNotFoundError, match="no file or folder 'no/such/dir/x' exists.*checkpoint file"):
+        r2kd_hf.load_model("no/such/dir/x", role="teacher")
+
+
+def test_timm_name_without_weights_gets_one_answer():
+    with pytest.raises(ValueError, match="has no pretrained weights.*Give a trained teacher") as info:
+        r2kd_hf.load_model("cifar_resnet56", role="teacher")
+    assert "HF_HUB_OFFLINE" not in str(info.value)
 
 
 def test_offline_hub_teacher_is_reported():
@@ -74,10 +83,53 @@ def test_zoo_models_build_run_and_round_trip(name, tmp_path):
         torch.testing.assert_close(loaded(x).logits, wrapped(x).logits)
 
 
-def test_zoo_parameter_counts_match_the_literature():
-    # CRD / mdistiller table values (millions of parameters, 100 classes)
-    expected = {"cifar_resnet56": 0.86, "cifar_resnet20": 0.28, "cifar_resnet32x4": 7.43, "cifar_resnet8x4": 1.23,
-                "cifar_wrn_40_2": 2.26, "cifar_wrn_16_2": 0.70, "cifar_vgg13": 9.46, "cifar_vgg8": 3.96}
-    for name, millions in expected.items():
-        count = sum(p.numel() for p in timm.create_model(name, num_classes=100).parameters()) / 1e6
-        assert count == pytest.approx(millions, rel=0.03), name
+REFERENCE = json.loads(open(os.path.join(ROOT, "tests", "data", "reference_layouts.json")).read())["architectures"]
+
+
+def conv_linear_macs(model: torch.nn.Module, size: int) -> int:
+    """Multiply-accumulates of Conv2d and Linear layers, as the reference figures count them."""
+    total = 0
+
+    def hook(module, _, output):
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+            total += output[0].numel() * per_output
+        else:
+            total += module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, size, size))
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+def test_every_reference_architecture_is_covered():
+    assert sorted(REFERENCE) == sorted(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_networks_equal_the_reference_definitions(name):
+    """Parameter count, MACs at 32 and 64 px, and every state-dict key and shape of mdistiller's definition."""
+    reference = REFERENCE[name]
+    model = timm.create_model(name, num_classes=100)
+    assert sum(p.numel() for p in model.parameters()) == reference["params"]
+    assert conv_linear_macs(model, 32) == reference["macs_32"]
+    assert conv_linear_macs(model, 64) == reference["macs_64"]
+    assert [[k, list(v.shape)] for k, v in model.state_dict().items()] == reference["state_dict"]
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_reference_layout_checkpoints_load_strictly(name, tmp_path):
+    """A published-teacher-style checkpoint ({'model': state_dict}, reference key names) loads weights-only and strictly."""
+    generator = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(*shape, generator=generator) if shape else torch.tensor(3) for k, shape in REFERENCE[name]["state_dict"]}
+    state = {k: (v.abs() + 0.5 if k.endswith("running_var") else v) for k, v in state.items()}
+    path = tmp_path / "ckpt_epoch_240.pth"
+    torch.save({"model": state, "epoch": 240, "optimizer": None}, path)
+    model = r2kd_hf.load_model(str(path), arch=name)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)

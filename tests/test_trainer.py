@@ -96,7 +96,7 @@ def test_pruned_teacher_sparsity_and_target_mix(tmp_path):
         assert torch.all(original[weight.flatten() == 0] <= threshold)
     assert torch.equal(teacher.conv.bias, pruned.conv.bias)
     x = BlobImages(4)[0]["pixel_values"].unsqueeze(0).repeat(4, 1, 1, 1)
-    target, _ = trainer._teacher_targets(x, None)
+    target, _, _ = trainer._teacher_targets(x, None)
     with torch.no_grad():
         expected = 0.7 * teacher(x) + 0.3 * pruned(x)
     torch.testing.assert_close(target, expected)
@@ -170,7 +170,7 @@ def test_class_count_mismatch_fails_at_construction(tmp_path):
 
 
 def test_missing_teacher_path_fails_clearly(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="no file or folder .*no_such_teacher' exists"):
         R2KDTrainer(model=TinyNet(), teacher_model=str(tmp_path / "no_such_teacher"), args=make_config(tmp_path))
 
 
@@ -230,6 +230,63 @@ def test_fused_teacher_views_equal_separate_forwards(tmp_path):
         trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=teacher, args=args, train_dataset=BlobImages())
         trainer.attach_pruned_teacher("l1_unstructured", 0.1)
         x = torch.stack([BlobImages(8)[i]["pixel_values"] for i in range(8)])
-        targets.append(trainer._teacher_targets(x, x.flip(-1)))
+        targets.append(trainer._teacher_targets(x, x.flip(-1))[:2])
     for fused, separate in zip(targets[0], targets[1]):
         torch.testing.assert_close(fused, separate, rtol=1e-5, atol=1e-5)
+
+
+def test_optimisation_defaults_follow_the_reference(tmp_path):
+    """No clipping, and weight decay on every parameter (biases, BatchNorm) as the reference's plain SGD."""
+    args = make_config(tmp_path, weight_decay=5e-4, max_steps=1)
+    assert args.max_grad_norm == 0.0 and args.weight_decay_all_parameters
+    student = TinyNet(seed=2, batch_norm=True)
+    trainer = R2KDTrainer(model=student, teacher_model=TinyNet(seed=1), args=args, train_dataset=BlobImages(16))
+    trainer.create_optimizer()
+    decayed = {id(p) for g in trainer.optimizer.param_groups if g["weight_decay"] == 5e-4 for p in g["params"]}
+    assert decayed == {id(p) for p in student.parameters()}
+    # the transformers grouping stays available
+    args = make_config(tmp_path, weight_decay=5e-4, max_steps=1, weight_decay_all_parameters=False)
+    trainer = R2KDTrainer(model=TinyNet(seed=2, batch_norm=True), teacher_model=TinyNet(seed=1), args=args, train_dataset=BlobImages(16))
+    trainer.create_optimizer()
+    decayed = [p for g in trainer.optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]]
+    assert trainer.model.conv.bias.data_ptr() not in {p.data_ptr() for p in decayed}
+
+
+def test_losses_get_the_epoch_counted_from_one_like_mdistiller(tmp_path):
+    import r2kd_hf
+
+    seen = []
+
+    @r2kd_hf.register_loss("test_epoch_probe")
+    def probe(student_logits, teacher_logits, epoch=None):
+        seen.append(epoch)
+        return {"loss": student_logits.sum() * 0.0}
+
+    trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1),
+                          args=make_config(tmp_path, loss_name="test_epoch_probe", num_train_epochs=2), train_dataset=BlobImages(32))
+    seen.clear()  # the config check ran the loss once
+    trainer.train()
+    assert seen == [1, 1, 2, 2]  # 2 steps per epoch; DKD's warm-up min(epoch / 20, 1) starts at 1/20
+
+
+def test_cutmixpick_ranks_by_the_raw_teacher_not_the_pruned_mix(tmp_path):
+    teacher = TinyNet(seed=1, batch_norm=True)
+    trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=teacher,
+                          args=make_config(tmp_path, second_view="cutmixpick", prune_teacher=True, max_steps=1),
+                          train_dataset=BlobImages(16))
+    received = []
+    original = trainer.second_view.__class__.__call__
+
+    def spy(view, x, teacher_logits=None):
+        received.append((x.clone(), teacher_logits.clone()))
+        return original(view, x, teacher_logits=teacher_logits)
+
+    trainer.second_view.__class__.__call__ = spy
+    try:
+        trainer.train()
+    finally:
+        trainer.second_view.__class__.__call__ = original
+    clean, logits = received[0]
+    with torch.no_grad():
+        raw = trainer.teacher_model(clean)
+    torch.testing.assert_close(logits, raw)

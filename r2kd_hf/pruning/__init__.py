@@ -1,7 +1,7 @@
 """Pruning: the R2KD pruned teacher, structured channel pruning, and pickle-free pruned students."""
 
 from .callback import TeacherPruningCallback
-from .serialization import PRUNING_RECORD_NAME, load_student, save_pruned_student
+from .serialization import PRUNING_RECORD_NAME
 from .structured import SUPPORTED_FAMILIES, check_structured_support, prune_channels
 from .student import prune_student
 from .teacher import TEACHER_PRUNERS, fingerprint, prune_teacher_copy
@@ -16,10 +16,8 @@ __all__ = [
     "fingerprint",
     "l1_unstructured_global",
     "l1_unstructured_layerwise",
-    "load_student",
     "prune_channels",
     "prune_student",
     "prune_teacher_copy",
-    "save_pruned_student",
     "weight_sparsity",
 ]

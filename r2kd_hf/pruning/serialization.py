@@ -1,8 +1,8 @@
-"""Save and load structurally pruned students without pickle: ``model.safetensors`` + a JSON pruning record.
+"""Pruning records: which layers of a base architecture a structured pruning resized, as JSON.
 
 A pruned network differs from its base architecture only in the shapes of some layers. The record names the base
-architecture (as in ``config.json``) and, for every layer whose shape changed, its new sizes. Loading builds the base
-model (random init, no download), resizes those layers, then loads the safetensors weights strictly.
+architecture and, for every layer whose shape changed, its new sizes; rebuilding means building the base model
+(random init, no download) and resizing those layers. :mod:`r2kd_hf.saving` writes and reads records.
 """
 
 from __future__ import annotations
@@ -91,21 +91,28 @@ def _resize(module: nn.Module, shape: dict[str, Any]) -> None:
         raise ValueError(f"The pruning record says {kind} but the base model has {type(module).__name__}.")
 
 
-def apply_record(model: nn.Module, record: dict[str, Any]) -> nn.Module:
-    """Resize the layers of a freshly built base model to the shapes in ``record`` (weights left uninitialised)."""
+def apply_layer_shapes(model: nn.Module, layers: dict[str, dict[str, Any]], architecture: str | None = None) -> nn.Module:
+    """Resize the named layers of a freshly built base model (weights left uninitialised)."""
     target = pruning_target(model)
     modules = dict(target.named_modules())
-    for name, shape in record["layers"].items():
+    for name, shape in layers.items():
         if name not in modules:
             raise ValueError(
-                f"The pruning record names layer {name!r}, which the base architecture "
-                f"{record['base'].get('architecture')!r} does not have: record and architecture do not match."
+                f"The pruning record names layer {name!r}, which the base architecture {architecture!r} does not "
+                "have: record and architecture do not match."
             )
         _resize(modules[name], shape)
     head = target.get_classifier() if hasattr(target, "get_classifier") else None
+    if isinstance(head, nn.Sequential) and len(head) and isinstance(head[-1], nn.Linear):
+        head = head[-1]
     if isinstance(head, nn.Linear) and hasattr(target, "num_features"):
         target.num_features = head.in_features
     return model
+
+
+def apply_record(model: nn.Module, record: dict[str, Any]) -> nn.Module:
+    """Resize the layers of a freshly built base model to the shapes in ``record`` (weights left uninitialised)."""
+    return apply_layer_shapes(model, record["layers"], record["base"].get("architecture"))
 
 
 def attach_record(model: nn.Module, record: dict[str, Any]) -> None:
@@ -122,103 +129,3 @@ def write_record(record: dict[str, Any], output_dir: str) -> str:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2)
     return path
-
-
-def save_pruned_student(model: nn.Module, output_dir: str) -> None:
-    """``save_pretrained`` (config.json + model.safetensors) plus the pruning record."""
-    record = record_of(model)
-    if record is None:
-        raise ValueError("This model carries no pruning record; it was not pruned by r2kd_hf.prune_student.")
-    os.makedirs(output_dir, exist_ok=True)
-    outer = unwrap(model)
-    if hasattr(outer, "save_pretrained"):
-        outer.save_pretrained(output_dir)
-    else:
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in outer.state_dict().items()}, os.path.join(output_dir, "model.safetensors"))
-    write_record(record, output_dir)
-
-
-def _resolve(path_or_repo_id: str, filename: str, revision: str | None, required: bool = True) -> str | None:
-    local = os.path.join(os.path.expanduser(path_or_repo_id), filename)
-    if os.path.isdir(os.path.expanduser(path_or_repo_id)):
-        if os.path.exists(local):
-            return local
-        if required:
-            raise FileNotFoundError(_missing(path_or_repo_id, filename))
-        return None
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    try:
-        return hf_hub_download(path_or_repo_id, filename, revision=revision)
-    except (LocalEntryNotFoundError, RepositoryNotFoundError) as error:  # checked before its parent class below
-        raise _unreachable(path_or_repo_id, filename, error) from error
-    except EntryNotFoundError:
-        if required:
-            raise FileNotFoundError(_missing(path_or_repo_id, filename)) from None
-        return None
-    except OSError as error:
-        raise _unreachable(path_or_repo_id, filename, error) from error
-
-
-def _unreachable(where: str, filename: str, error: Exception) -> OSError:
-    return OSError(
-        f"Could not fetch {filename!r} of {where!r}: no such local folder, and the Hub repo is not reachable "
-        f"({type(error).__name__}: {str(error).splitlines()[0][:200]}). Unset HF_HUB_OFFLINE, check HF_ENDPOINT and "
-        "your token, or download the folder first and pass its path."
-    )
-
-
-def _missing(where: str, filename: str) -> str:
-    if filename == PRUNING_RECORD_NAME:
-        return (
-            f"{where!r} has no {PRUNING_RECORD_NAME}: it is not a pruned r2kd_hf student. Unpruned students load with "
-            "transformers.AutoModelForImageClassification.from_pretrained(...)."
-        )
-    return f"{where!r} has no {filename}; save students with trainer.save_model() or save_pruned_student()."
-
-
-def load_student(path_or_repo_id: str, revision: str | None = None) -> nn.Module:
-    """Rebuild a pruned student from a local folder or a Hub repo and load its weights (no pickle anywhere).
-
-    Raises a clear error when the pruning record is missing or the weights do not match it.
-    """
-    from safetensors.torch import load_file
-
-    with open(_resolve(path_or_repo_id, PRUNING_RECORD_NAME, revision), encoding="utf-8") as handle:
-        record = json.load(handle)
-    if record.get("format") != RECORD_FORMAT:
-        raise ValueError(f"Unsupported pruning record format {record.get('format')!r}; expected {RECORD_FORMAT!r}.")
-    weights = load_file(_resolve(path_or_repo_id, "model.safetensors", revision))
-    base = record["base"]
-    from .. import models as _models  # noqa: F401  (registers the paper's architectures with timm)
-
-    if base["kind"] == "transformers":
-        from transformers import AutoConfig, AutoModelForImageClassification
-
-        config = AutoConfig.from_pretrained(os.path.dirname(_resolve(path_or_repo_id, "config.json", revision)))
-        model = AutoModelForImageClassification.from_config(config)
-    else:
-        import timm
-
-        model = timm.create_model(base["architecture"], pretrained=False, num_classes=base["num_classes"])
-    apply_record(model, record)
-    expected = model.state_dict()
-    wrong = [
-        f"{k}: file {tuple(weights[k].shape)} vs record {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in weights and tuple(weights[k].shape) != tuple(v.shape)
-    ]
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if wrong or missing or unexpected:
-        details = "; ".join(wrong[:3] + [f"missing {m}" for m in missing[:3]] + [f"unexpected {u}" for u in unexpected[:3]])
-        raise ValueError(
-            f"The weights in {path_or_repo_id!r} do not match its pruning record ({details}). The folder was "
-            "modified or mixes files from different runs; re-save it with trainer.save_model()."
-        )
-    model.load_state_dict(weights, strict=True)
-    attach_record(model, record)
-    return model.eval()

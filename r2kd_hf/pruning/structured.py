@@ -20,6 +20,11 @@ def check_structured_support(model: nn.Module) -> None:
     """Refuse architectures whose channel pruning Torch-Pruning cannot keep consistent without per-family patches."""
     for name, module in unwrap(model).named_modules():
         kind = type(module).__name__
+        if "Shuffle" in kind:  # channel split + shuffle: Torch-Pruning cannot keep the halves consistent
+            raise ValueError(
+                f"Structured pruning could not prune {kind} (found at {name or 'the top level'!r}): its channel split and "
+                f"shuffle cannot be pruned consistently. Supported: {SUPPORTED_FAMILIES}."
+            )
         if isinstance(module, nn.MultiheadAttention) or hasattr(module, "qkv") or "Attention" in kind:
             raise ValueError(
                 f"Structured pruning does not support attention models yet (found {kind} at {name!r}). "
