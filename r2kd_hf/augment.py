@@ -8,18 +8,69 @@ student, the teacher and the pruned teacher all see exactly the same augmented i
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from . import citations
 from .modeling import DEFAULT_MEAN, DEFAULT_STD
+
+
+@dataclass(frozen=True)
+class ViewEntry:
+    """A registered second view: its class, whether it needs the teacher's clean logits, whether it re-normalises
+    (de-normalise, augment uint8, re-normalise: it then receives the run's ``mean``/``std``), and its citation."""
+
+    name: str
+    cls: type
+    needs_teacher_logits: bool = False
+    needs_normalization: bool = False
+    citation: str = ""
+
+
+_VIEWS: dict[str, ViewEntry] = {}
+
+
+def register_view(name: str, *, needs_teacher_logits: bool = False, needs_normalization: bool = False, citation: str = ""):
+    """Class decorator registering a second view under ``name``.
+
+    A view is called as ``view(x, teacher_logits=None) -> x_aug`` on a normalised ``(B, 3, H, W)`` batch. With
+    ``needs_teacher_logits`` the trainer passes the raw teacher's logits on the clean batch (``cutmixpick``).
+    """
+    key = name.lower()
+
+    def decorator(cls: type) -> type:
+        if key in _VIEWS and _VIEWS[key].cls is not cls:
+            raise ValueError(f"A second view named {key!r} is already registered. Pick another name.")
+        cls.needs_teacher_logits = needs_teacher_logits
+        _VIEWS[key] = ViewEntry(key, cls, needs_teacher_logits, needs_normalization, citation)
+        return cls
+
+    return decorator
+
+
+def available_views() -> list[str]:
+    """``none`` and every registered second view, in registration order."""
+    return ["none", *_VIEWS]
+
+
+def view_entry(name: str) -> ViewEntry:
+    if name not in _VIEWS:
+        close = difflib.get_close_matches(str(name), list(_VIEWS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown second view {name!r}.{hint} Valid: {', '.join(available_views())}.")
+    return _VIEWS[name]
 
 
 def _beta(alpha: float) -> float:
     return float(torch.distributions.Beta(alpha, alpha).sample())
 
 
+@register_view("mixup", citation=citations.MIXUP)
 class MixUp:
     """``λx + (1-λ)x[perm]`` with one ``λ ~ Beta(α, α)`` per batch (reference α = 0.2)."""
 
@@ -34,6 +85,7 @@ class MixUp:
         return x.mul(lam).add_(x[perm], alpha=1.0 - lam)
 
 
+@register_view("cutmix", citation=citations.CUTMIX)
 class CutMix:
     """Paste one box from a permuted batch; side ``√(1-λ)·size``, ``λ ~ Beta(α, α)`` (reference α = 1), clipped."""
 
@@ -55,6 +107,7 @@ class CutMix:
         return mixed
 
 
+@register_view("cutout", citation=citations.CUTOUT)
 class Cutout:
     """Zero a ``size × size`` square (clipped at the borders); reference: 8 px at 32 px, 16 px at 64 px (``size/4``).
 
@@ -105,6 +158,7 @@ class _PolicyView:
         return self.transform(images)
 
 
+@register_view("autoaugment", needs_normalization=True, citation=citations.AUTOAUGMENT)
 class AutoAugment(_PolicyView):
     """torchvision AutoAugment with policy ``cifar10``, ``imagenet``, ``svhn`` or ``auto``.
 
@@ -129,6 +183,7 @@ class AutoAugment(_PolicyView):
         return self._by_policy[self.policy_for(images.shape[-2])](images)
 
 
+@register_view("randaugment", needs_normalization=True, citation=citations.RANDAUGMENT)
 class RandAugment(_PolicyView):
     """torchvision RandAugment (``num_ops`` operations at ``magnitude`` out of 31)."""
 
@@ -138,14 +193,13 @@ class RandAugment(_PolicyView):
         super().__init__(v2.RandAugment(num_ops=num_ops, magnitude=magnitude), mean, std)
 
 
+@register_view("cutmixpick", needs_teacher_logits=True, citation=citations.GOOD_DA_KD)
 class CutMixPick(CutMix):
     """CutMix, then keep the ``n_pick`` samples of highest teacher entropy (reference n_pick = 64).
 
     Faithful quirk: the entropy is that of the teacher on the **clean** images. With ``n_pick >= batch`` every
     sample is kept (the reference's batch of 64 with n_pick 64 only reorders the batch).
     """
-
-    needs_teacher_logits = True
 
     def __init__(self, alpha: float = 1.0, n_pick: int = 64):
         super().__init__(alpha)
@@ -161,29 +215,15 @@ class CutMixPick(CutMix):
         return mixed[keep]
 
 
-SECOND_VIEW_CLASSES: dict[str, type] = {
-    "mixup": MixUp,
-    "cutmix": CutMix,
-    "cutout": Cutout,
-    "autoaugment": AutoAugment,
-    "randaugment": RandAugment,
-    "cutmixpick": CutMixPick,
-}
-
-
 def build_second_view(name: str, mean=DEFAULT_MEAN, std=DEFAULT_STD, **kwargs) -> Callable | None:
     """Instantiate the second view ``name`` (``"none"`` gives ``None``); errors list the valid names/options."""
     if name in (None, "none"):
         return None
-    if name not in SECOND_VIEW_CLASSES:
-        raise ValueError(f"Unknown second view {name!r}; valid: none, {', '.join(SECOND_VIEW_CLASSES)}.")
-    cls = SECOND_VIEW_CLASSES[name]
-    if issubclass(cls, _PolicyView):
+    entry = view_entry(name)
+    if entry.needs_normalization:
         kwargs = {"mean": tuple(mean), "std": tuple(std), **kwargs}
     try:
-        return cls(**kwargs)
+        return entry.cls(**kwargs)
     except TypeError as error:
-        import inspect
-
-        valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        valid = [p for p in inspect.signature(entry.cls.__init__).parameters if p != "self"]
         raise ValueError(f"Bad options {kwargs} for second view {name!r} ({error}). Valid options: {valid}.") from None

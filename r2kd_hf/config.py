@@ -7,10 +7,10 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from .augment import available_views
 from .losses import available_losses, hyper_parameter_names, validate_loss_kwargs
+from .pruning.teacher import available_teacher_pruners
 
-SECOND_VIEWS = ("none", "mixup", "cutmix", "cutout", "autoaugment", "randaugment", "cutmixpick")
-TEACHER_PRUNE_METHODS = ("l1_unstructured", "global_l1_unstructured", "structured")
 PRUNED_TEACHER_BN_MODES = ("batch_stats", "running_stats")
 
 
@@ -78,7 +78,7 @@ class R2KDConfig(TrainingArguments):
     aug_kd_weight: float = field(default=1.0, metadata={"help": "Weight of the distillation terms on the second view."})
     second_view: str = field(
         default="none",
-        metadata={"help": f"Second, augmented view that gets the KD terms only: {', '.join(SECOND_VIEWS)}."},
+        metadata={"help": f"Second, augmented view that gets the KD terms only: {', '.join(available_views())} (or one you register)."},
     )
     second_view_kwargs: dict[str, Any] | str | None = field(
         default_factory=dict, metadata={"help": "Options of the second-view augmentation, e.g. '{\"alpha\": 1.0}'."}
@@ -88,7 +88,7 @@ class R2KDConfig(TrainingArguments):
     )
     teacher_prune_method: str = field(
         default="l1_unstructured",
-        metadata={"help": f"How the teacher copy is pruned: {', '.join(TEACHER_PRUNE_METHODS)} (reference: l1_unstructured, layer-wise)."},
+        metadata={"help": f"How the teacher copy is pruned: {', '.join(available_teacher_pruners())} (reference: l1_unstructured, layer-wise)."},
     )
     teacher_prune_amount: float = field(
         default=0.1, metadata={"help": "Fraction of weights (or channels, for 'structured') removed, in (0, 1). Reference 0.1."}
@@ -147,8 +147,8 @@ class R2KDConfig(TrainingArguments):
             if "temperature" in self.loss_kwargs:
                 raise ValueError("Set the temperature with the `temperature` field, not inside loss_kwargs.")
             validate_loss_kwargs(self.loss_name, self.loss_hyper_parameters())
-        _check_choice("second_view", self.second_view, SECOND_VIEWS)
-        _check_choice("teacher_prune_method", self.teacher_prune_method, TEACHER_PRUNE_METHODS)
+        _check_choice("second_view", self.second_view, tuple(available_views()))
+        _check_choice("teacher_prune_method", self.teacher_prune_method, tuple(available_teacher_pruners()))
         _check_choice("pruned_teacher_bn", self.pruned_teacher_bn, PRUNED_TEACHER_BN_MODES)
         if not 0.0 < self.teacher_prune_amount < 1.0:
             raise ValueError(f"teacher_prune_amount must be in (0, 1), got {self.teacher_prune_amount} (reference 0.1).")

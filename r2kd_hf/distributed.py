@@ -63,3 +63,19 @@ def gather_batch(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ..
                 gathered.append(_GatherWithGrad.apply(tensor, sizes))
     return tuple(gathered)
 
+
+
+def prepare_deepspeed_inference(model: torch.nn.Module, accelerator) -> torch.nn.Module:
+    """Wrap a frozen model for DeepSpeed inference: ZeRO-3 shards it like the student; other stages use stage 0."""
+    import copy
+
+    import deepspeed
+
+    config = copy.deepcopy(accelerator.state.deepspeed_plugin.deepspeed_config)
+    if config.get("zero_optimization", {}).get("stage", 0) != 3:
+        config["zero_optimization"] = {"stage": 0}
+    for key in ("optimizer", "scheduler"):
+        config.pop(key, None)
+    engine, *_ = deepspeed.initialize(model=model, config=config)
+    engine.eval()
+    return engine

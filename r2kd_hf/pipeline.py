@@ -6,59 +6,29 @@ summarise (table + ``summary.json``) and plot the training curves (``training_cu
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
 import os
-from typing import Any
 
-from torch import nn
-
+from .collate import ImageClassificationCollator
 from .config import R2KDConfig
 from .data import LoadedData, build_transforms, digits_dataset, load_image_dataset, prepare_dataset
-from .modeling import count_macs, count_parameters, data_config_of, load_model, unwrap
-from .pruning import prune_student
-from .pruning.serialization import PRUNING_RECORD_NAME, apply_record, attach_record
+from .hub import final_and_best, teacher_metrics
+from .modeling import count_macs, count_parameters, unwrap
 from .recipe import DataArguments, ModelArguments
+from .setup import (
+    apply_data_config,
+    build_student,
+    check_one_batch,
+    create_timm_classifier,
+    load_model,
+    prune_student_or_resume,
+    resolve_data_config,
+)
 from .trainer import R2KDTrainer
 
 logger = logging.getLogger(__name__)
-
-
-def create_timm_classifier(name: str, num_labels: int, id2label: dict[int, str], pretrained: bool = False) -> nn.Module:
-    """A ``TimmWrapperForImageClassification`` (saves/loads/pushes like any transformers model) with timm's init."""
-    import timm
-    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
-
-    try:
-        inner = timm.create_model(name, pretrained=pretrained, num_classes=num_labels)
-    except Exception as error:
-        if pretrained:
-            raise OSError(
-                f"Could not get pretrained weights for {name!r} ({type(error).__name__}). Set student_pretrained=false, "
-                "or run where the Hub is reachable (HF_HUB_OFFLINE unset)."
-            ) from error
-        raise
-    pretrained_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in inner.pretrained_cfg.items() if _jsonable(v)}
-    config = TimmWrapperConfig(
-        architecture=name,
-        num_labels=num_labels,
-        id2label=dict(id2label),
-        label2id={v: k for k, v in id2label.items()},
-        pretrained_cfg=pretrained_cfg,
-    )
-    model = TimmWrapperForImageClassification(config)
-    model.timm_model.load_state_dict(inner.state_dict())  # keep timm's initialisation (or pretrained weights)
-    return model
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-        return True
-    except TypeError:
-        return False
 
 
 def load_data(data_args: DataArguments, seed: int) -> LoadedData:
@@ -78,16 +48,8 @@ def load_data(data_args: DataArguments, seed: int) -> LoadedData:
     )
 
 
-def resolved_data_config(student: nn.Module, data_args: DataArguments) -> dict[str, Any]:
-    config = dict(data_config_of(student) or {"input_size": (3, 224, 224), "interpolation": "bilinear", "crop_pct": 0.875,
-                                             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})
-    if data_args.image_size:
-        config["input_size"] = (3, data_args.image_size, data_args.image_size)
-    if data_args.mean:
-        config["mean"] = tuple(data_args.mean)
-    if data_args.std:
-        config["std"] = tuple(data_args.std)
-    return config
+def resolved_data_config(student, data_args: DataArguments) -> dict:
+    return resolve_data_config(student, data_args.image_size, data_args.mean, data_args.std)
 
 
 def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArguments):
@@ -99,38 +61,20 @@ def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArgum
     return prepare_dataset(data.splits["train"], train_tf, skip), prepare_dataset(data.splits["eval"], eval_tf, skip)
 
 
-def build_student(model_args: ModelArguments, data: LoadedData, teacher: nn.Module | None) -> nn.Module:
-    if model_args.student_from_teacher:
-        if teacher is None:
-            raise ValueError("student_from_teacher needs a teacher.")
-        return copy.deepcopy(unwrap(teacher)).train().requires_grad_(True)
-    import timm
-
-    name = model_args.student
-    if not os.path.isdir(os.path.expanduser(name)) and (name in timm.list_models() or name.startswith("hf-hub:")):
-        return create_timm_classifier(name, data.num_labels, data.id2label, pretrained=model_args.student_pretrained)
-    return load_model(name, role="student", num_labels=data.num_labels, id2label=data.id2label)
-
-
-def maybe_prune_student(student: nn.Module, model_args: ModelArguments, data_config: dict, resume_dir: str | None) -> dict | None:
-    """Prune before the trainer (and its optimizer) exist. On resume, re-apply the checkpoint's record instead."""
-    if resume_dir and os.path.exists(os.path.join(resume_dir, PRUNING_RECORD_NAME)):
-        with open(os.path.join(resume_dir, PRUNING_RECORD_NAME), encoding="utf-8") as handle:
-            record = json.load(handle)
-        apply_record(student, record)
-        attach_record(student, record)
-        return record["pruning"]
-    if model_args.prune_student is None:
+def resolve_resume(value, output_dir: str) -> str | None:
+    """``--resume_from_checkpoint`` as in transformers' examples: a path, or ``true``/``last`` for the newest one."""
+    if value in (None, "", False, "false", "False", "no"):
         return None
-    report = prune_student(
-        student, model_args.prune_student, tuple(data_config["input_size"]),
-        importance=model_args.student_prune_importance, round_to=model_args.student_prune_round_to,
-    )
-    logger.info(
-        "Pruned the student: params %s -> %s, MACs %s -> %s",
-        f"{report['params_before']:,}", f"{report['params_after']:,}", report["macs_before"], report["macs_after"],
-    )
-    return report
+    if value is True or str(value).lower() in ("true", "last", "yes"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if last is None:
+            raise FileNotFoundError(f"--resume_from_checkpoint {value}: there is no checkpoint-* folder in {output_dir!r} to resume from.")
+        return last
+    if not os.path.isdir(str(value)):
+        raise FileNotFoundError(f"--resume_from_checkpoint {value!r} is not a folder; give a checkpoint-* folder, or true/last.")
+    return str(value)
 
 
 def train_teacher(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig, info: dict, output_dir: str) -> str:
@@ -163,32 +107,28 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     set_seed(training_args.seed)
     # data_seed (TrainingArguments) fixes the subset and held-out split independently of the training seed
     data = load_data(data_args, training_args.data_seed if training_args.data_seed is not None else training_args.seed)
-    teacher = None
+    resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    teacher, teacher_spec = None, model_args.teacher
     if training_args.uses_teacher:
-        teacher_spec = model_args.teacher
         if teacher_spec is None:
             if not model_args.train_teacher_epochs:
-                raise ValueError("No teacher: set model.teacher (folder, Hub id or timm name) or train_teacher_epochs > 0.")
+                raise ValueError("No teacher: set model.teacher (folder, Hub id, timm name or checkpoint) or train_teacher_epochs > 0.")
             teacher_spec = train_teacher(model_args, data_args, training_args, info, os.path.join(training_args.output_dir, "teacher"))
             set_seed(training_args.seed)
-        teacher = load_model(teacher_spec, role="teacher", revision=model_args.teacher_revision)
-        model_args = dataclasses.replace(model_args, teacher=teacher_spec)
-    student = build_student(model_args, data, teacher)
+        teacher = load_model(teacher_spec, role="teacher", revision=model_args.teacher_revision, arch=model_args.teacher_arch)
+    student = build_student(model_args.student, data.num_labels, data.id2label, model_args.student_pretrained, teacher, model_args.student_from_teacher)
     data_config = resolved_data_config(student, data_args)
-    resume = training_args.resume_from_checkpoint
-    if resume is True or resume == "True":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        resume = get_last_checkpoint(training_args.output_dir)
-    student_report = maybe_prune_student(student, model_args, data_config, resume if isinstance(resume, str) else None)
-    train_set, eval_set = transformed_splits(data, data_config, data_args)
-    card_info = {"dataset": data.source, "train_split": data.train_split, "eval_split": data.eval_split, "recipe": info.get("recipe_text")}
-    trainer = R2KDTrainer(
-        model=student, args=training_args, teacher_model=teacher, train_dataset=train_set, eval_dataset=eval_set,
-        teacher_revision=model_args.teacher_revision, model_card_info=card_info,
+    apply_data_config(student, data_config)
+    student_report = prune_student_or_resume(
+        student, model_args.prune_student, data_config["input_size"], model_args.student_prune_importance,
+        model_args.student_prune_round_to, resume,
     )
-    if isinstance(model_args.teacher, str):
-        trainer.teacher_id = model_args.teacher
+    train_set, eval_set = transformed_splits(data, data_config, data_args)
+    check_one_batch(student, teacher, ImageClassificationCollator()([train_set[i] for i in range(min(2, len(train_set)))]))
+    lineage = {"teacher": teacher_spec, "teacher_revision": model_args.teacher_revision, "dataset": data.source,
+               "train_split": data.train_split, "eval_split": data.eval_split, "recipe": info.get("recipe_text")}
+    trainer = R2KDTrainer(model=student, args=training_args, teacher_model=teacher, train_dataset=train_set, eval_dataset=eval_set,
+                          data_config=data_config, lineage=lineage)
     trainer.train(resume_from_checkpoint=resume)
     metrics = _latest_eval(trainer) or trainer.evaluate()  # no second pass when the last step was just evaluated
     trainer.save_model()
@@ -213,18 +153,19 @@ def _latest_eval(trainer: R2KDTrainer) -> dict | None:
 
 def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_report: dict | None, role: str) -> dict:
     """Print a table (teacher, pruned teacher, student: accuracy, params, MACs), write summary.json and the PNG."""
-    from .hub import final_and_best
     from .plots import plot_training_curves
 
     size = tuple(data_config["input_size"])
     final, best = final_and_best(trainer.state.log_history)
     rows = []
-    if trainer.teacher_model is not None:
-        rows.append(("teacher", trainer.teacher_metrics.get("teacher_eval_accuracy"), count_parameters(trainer._raw_teacher), count_macs(trainer._raw_teacher, size)))
-    if trainer.pruned_teacher is not None:
-        nonzero = sum(int((p != 0).sum()) for p in unwrap(trainer.pruned_teacher).parameters())
-        rows.append(("pruned teacher", trainer.teacher_metrics.get("pruned_teacher_eval_accuracy"), nonzero, count_macs(trainer.pruned_teacher, size)))
-        rows.append(("teacher mix", trainer.teacher_metrics.get("teacher_mix_eval_accuracy"), None, None))
+    measured = teacher_metrics(trainer.state.log_history)
+    teachers = trainer.teachers
+    if teachers is not None:
+        rows.append(("teacher", measured.get("teacher_eval_accuracy"), count_parameters(teachers.teacher), count_macs(teachers.teacher, size)))
+    if teachers is not None and teachers.pruned is not None:
+        nonzero = sum(int((p != 0).sum()) for p in unwrap(teachers.pruned).parameters())
+        rows.append(("pruned teacher", measured.get("pruned_teacher_eval_accuracy"), nonzero, count_macs(teachers.pruned, size)))
+        rows.append(("teacher mix", measured.get("teacher_mix_eval_accuracy"), None, None))
     rows.append((role, metrics.get("eval_accuracy"), count_parameters(trainer.model), count_macs(trainer.model, size)))
     lines = [f"{'model':<16}{'top-1':>8}{'params':>14}{'MACs':>16}", "-" * 54]
     for name, accuracy, params, macs in rows:
@@ -247,7 +188,7 @@ def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_re
         "best_eval_accuracy": best,
         "metrics": metrics,
         "student_pruning": student_report,
-        "teacher_pruning": {k: v for k, v in (trainer.pruning_report or {}).items() if k != "sparsity_per_layer"} or None,
+        "teacher_pruning": {k: v for k, v in ((teachers.pruning_report if teachers else None) or {}).items() if k != "sparsity_per_layer"} or None,
         "plot": plot_path,
         "output_dir": output_dir,
     }

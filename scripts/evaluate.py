@@ -14,7 +14,8 @@ import sys
 import r2kd_hf  # noqa: F401
 from r2kd_hf.data import build_transforms, prepare_dataset
 from r2kd_hf.evaluation import cpu_latency_ms, evaluate_accuracy
-from r2kd_hf.modeling import count_macs, count_parameters, load_model
+from r2kd_hf.modeling import count_macs, count_parameters
+from r2kd_hf.setup import load_model
 from r2kd_hf.pipeline import load_data, resolved_data_config
 from r2kd_hf.recipe import DataArguments
 

@@ -13,7 +13,7 @@ import torch
 
 from helpers import BlobImages, TinyNet
 from r2kd_hf import R2KDConfig, R2KDTrainer, load_student, prune_student
-from r2kd_hf.pipeline import create_timm_classifier, maybe_prune_student
+from r2kd_hf.setup import create_timm_classifier, prune_student_or_resume
 from r2kd_hf.pruning import l1_unstructured_global, prune_teacher_copy, weight_sparsity
 from r2kd_hf.recipe import ModelArguments
 
@@ -50,7 +50,7 @@ def test_structured_teacher_pruning_through_the_trainer(tmp_path):
     trainer = R2KDTrainer(model=create_timm_classifier("cifar_resnet8", 4, LABELS), teacher_model=create_timm_classifier("cifar_resnet8", 4, LABELS),
                           args=args, train_dataset=BlobImages(16))
     trainer.train()
-    assert trainer.pruning_report["method"] == "structured"
+    assert trainer.teachers.pruning_report["method"] == "structured"
     assert any("pruned_teacher_params" in e for e in trainer.state.log_history)
 
 
@@ -95,7 +95,7 @@ def test_pruned_student_saves_without_pickle_and_reloads_identically(tmp_path):
 def test_pruned_student_checkpoint_resumes(tmp_path):
     def build(resume_dir=None):
         student = create_timm_classifier("cifar_resnet8", 4, LABELS)
-        maybe_prune_student(student, ModelArguments(prune_student=0.5), {"input_size": (3, 8, 8)}, resume_dir)
+        prune_student_or_resume(student, 0.5, (3, 8, 8), resume_dir=resume_dir)
         return student
 
     args = small_config(tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
@@ -151,30 +151,42 @@ def _start_hub(tmp_path, *flags):
     raise RuntimeError("the local hub server did not start")
 
 
-def _run_worker(tmp_path, endpoint):
+def _run_worker(tmp_path, endpoint, repo_id="tester/pruned-student", mode="pruned"):
     env = dict(os.environ, HF_HUB_OFFLINE="0", HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_TELEMETRY="1")
-    result = subprocess.run([sys.executable, os.path.join(HERE, "hub_worker.py"), str(tmp_path / "out"), "tester/pruned-student"],
+    result = subprocess.run([sys.executable, os.path.join(HERE, "hub_worker.py"), str(tmp_path / "out"), repo_id, mode],
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert "hf_secret_test_token" not in result.stdout + result.stderr  # tokens are never printed
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
 @pytest.mark.slow
-def test_push_pruned_student_to_local_hub_and_pull_it_back(tmp_path):
+@pytest.mark.parametrize("mode", ["pruned", "timm_module"])
+def test_pushed_student_loads_back_through_timm_transformers_and_load_student(tmp_path, mode):
     server, port, store = _start_hub(tmp_path)
+    repo_id = f"tester/{mode.replace('_', '-')}-student"
     try:
-        result = _run_worker(tmp_path, f"http://127.0.0.1:{port}")
+        result = _run_worker(tmp_path, f"http://127.0.0.1:{port}", repo_id, mode)
     finally:
         server.kill()
-    assert result["pushed"] and result["max_logit_difference"] == 0.0
-    assert result["pulled_params"] == result["params_after"] < result["params_before"]
-    arrived = os.path.join(store, "tester", "pruned-student")
-    assert {"README.md", "config.json", "model.safetensors", "r2kd_pruning.json"} <= set(os.listdir(arrived))
+    assert result["pushed"]
+    assert result["max_logit_difference"] == {"load_student": 0.0, "timm": 0.0, "transformers": 0.0}
+    assert set(result["pulled_params"].values()) == {result["params_after"]}
+    assert result["label_names"] == [f"class_{i}" for i in range(4)]
+    arrived = os.path.join(store, *repo_id.split("/"))
+    files = set(os.listdir(arrived))
+    assert {"README.md", "config.json", "model.safetensors", "training_args.json"} <= files
+    assert not [f for f in files if f.endswith(PICKLE_SUFFIXES)], files  # nothing pushed needs unpickling
     card = open(os.path.join(arrived, "README.md")).read()
-    for expected in ("pruning", "r2kd_hf.load_student", "loss | r2kd", "teacher pruning | l1_unstructured, amount 0.1",
-                     "params before / after", "blobs", "loss_name: r2kd", "kim2024r2kd", "fang2023depgraph"):
+    for expected in ("r2kd_hf.load_student", "timm.create_model('hf-hub:", "loss | r2kd", "teacher pruning | l1_unstructured, amount 0.1",
+                     "blobs", "loss_name: r2kd", "kim2024r2kd", "yun2019cutmix", "model-index"):
         assert expected in card, expected
+    if mode == "pruned":
+        assert result["params_after"] < result["params_before"] and "r2kd_pruning.json" in files
+        assert "params before / after" in card and "fang2023depgraph" in card
 
 
 @pytest.mark.slow
@@ -191,6 +203,11 @@ def test_failed_push_is_explained_and_local_output_is_complete(tmp_path, failure
         if server:
             server.kill()
     assert not result["pushed"]
+    if failure == "server_down":  # found before any training: nothing trained, nothing written
+        assert result["stage"] == "setup" and result["files"] == []
+        assert "cannot be created or reached" in result["error"] and "Nothing has been trained" in result["error"]
+        return
+    assert result["stage"] == "push"
     assert "Pushing to the Hub repo 'tester/pruned-student' failed" in result["error"] and "hf upload" in result["error"]
     out = tmp_path / "out"
     assert {"README.md", "config.json", "model.safetensors", "r2kd_pruning.json"} <= set(os.listdir(out))

@@ -8,6 +8,7 @@ import torch
 
 from helpers import BlobImages, TinyNet
 from r2kd_hf import R2KDConfig, R2KDTrainer, TeacherPruningCallback
+from r2kd_hf.pruning import prune_teacher_copy
 
 
 def make_config(tmp_path, **overrides):
@@ -81,11 +82,11 @@ def test_gradient_accumulation_matches_full_batch(tmp_path):
 
 def test_pruned_teacher_sparsity_and_target_mix(tmp_path):
     teacher = TinyNet(seed=1, width=16)
-    args = make_config(tmp_path, prune_teacher=True, pruned_teacher_bn="running_stats", max_steps=1)
+    args = make_config(tmp_path, prune_teacher=True, pruned_teacher_bn="running_stats", max_steps=1, validate_teacher=True)
     trainer = R2KDTrainer(model=TinyNet(seed=2, width=16), teacher_model=teacher, args=args, train_dataset=BlobImages(),
                           eval_dataset=BlobImages(16, seed=5))
     trainer.train()
-    pruned = trainer.pruned_teacher
+    pruned = trainer.teachers.pruned
     for module_name in ("conv", "fc"):
         weight = getattr(pruned, module_name).weight
         expected = round(0.1 * weight.numel()) / weight.numel()
@@ -96,7 +97,7 @@ def test_pruned_teacher_sparsity_and_target_mix(tmp_path):
         assert torch.all(original[weight.flatten() == 0] <= threshold)
     assert torch.equal(teacher.conv.bias, pruned.conv.bias)
     x = BlobImages(4)[0]["pixel_values"].unsqueeze(0).repeat(4, 1, 1, 1)
-    target, _, _ = trainer._teacher_targets(x, None)
+    target, _, _ = trainer.teachers.targets(x, None)
     with torch.no_grad():
         expected = 0.7 * teacher(x) + 0.3 * pruned(x)
     torch.testing.assert_close(target, expected)
@@ -111,23 +112,23 @@ def test_pruned_teacher_batchnorm_modes(tmp_path, mode, expect_training):
                           train_dataset=BlobImages())
     trainer.train()
     expected_calls = 2 if mode == "batch_stats" else 1
-    # the copy inherits the teacher's call record up to the moment it was made (one pre-flight check)
-    copied, pruned_calls = trainer.pruned_teacher.calls[:-expected_calls], trainer.pruned_teacher.calls[-expected_calls:]
-    assert len(copied) == 1
+    # the copy inherits the teacher's call record up to the moment it was made (none: pruning runs first)
+    copied, pruned_calls = trainer.teachers.pruned.calls[:-expected_calls], trainer.teachers.pruned.calls[-expected_calls:]
+    assert len(copied) == 0
     # reference mode runs the two views in separate forwards (batch statistics), eval mode fuses them
     assert all(c["training"] is expect_training for c in pruned_calls)
     assert len(pruned_calls[-1]["input"]) == (16 if mode == "batch_stats" else 32)
-    assert all(not c["training"] for c in trainer._raw_teacher.calls)
+    assert all(not c["training"] for c in trainer.teachers.teacher.calls)
 
 
 def test_pruning_happens_once(tmp_path):
     args = make_config(tmp_path, prune_teacher=True, max_steps=1)
     trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1), args=args, train_dataset=BlobImages())
     trainer.train()
-    first = trainer.pruned_teacher
+    first = trainer.teachers.pruned
     callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, TeacherPruningCallback))
     callback.on_train_begin(trainer.args, trainer.state, trainer.control)
-    assert trainer.pruned_teacher is first
+    assert trainer.teachers.pruned is first
     assert (tmp_path / "out" / "teacher_pruning.json").exists()
 
 
@@ -141,10 +142,10 @@ def test_resume_rebuilds_the_same_pruned_teacher(tmp_path):
     resumed = make(4)
     resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
     assert resumed.state.global_step == 4
-    assert resumed.pruning_report["fingerprint"] == first.pruning_report["fingerprint"]
+    assert resumed.teachers.pruning_report["fingerprint"] == first.teachers.pruning_report["fingerprint"]
     changed_teacher = make(4)
     with torch.no_grad():
-        changed_teacher._raw_teacher.fc.weight.mul_(2.0)
+        changed_teacher.teachers.teacher.fc.weight.mul_(2.0)
     with pytest.raises(RuntimeError, match="differs from the one this run started with"):
         changed_teacher.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
 
@@ -160,7 +161,9 @@ def test_near_chance_teacher_warns(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         trainer.train()
     assert "NEAR CHANCE" in caplog.text
-    assert trainer.teacher_metrics["teacher_eval_accuracy"] == pytest.approx(0.25)
+    from r2kd_hf.hub import teacher_metrics
+
+    assert teacher_metrics(trainer.state.log_history)["teacher_eval_accuracy"] == pytest.approx(0.25)
 
 
 def test_class_count_mismatch_fails_at_construction(tmp_path):
@@ -228,9 +231,9 @@ def test_fused_teacher_views_equal_separate_forwards(tmp_path):
     for fuse in (True, False):
         args = make_config(tmp_path / str(fuse), fuse_teacher_views=fuse, prune_teacher=True, pruned_teacher_bn="running_stats")
         trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=teacher, args=args, train_dataset=BlobImages())
-        trainer.attach_pruned_teacher("l1_unstructured", 0.1)
+        trainer.teachers.add_pruned_copy(*prune_teacher_copy(trainer.teachers.teacher, "l1_unstructured", 0.1))
         x = torch.stack([BlobImages(8)[i]["pixel_values"] for i in range(8)])
-        targets.append(trainer._teacher_targets(x, x.flip(-1))[:2])
+        targets.append(trainer.teachers.targets(x, x.flip(-1))[:2])
     for fused, separate in zip(targets[0], targets[1]):
         torch.testing.assert_close(fused, separate, rtol=1e-5, atol=1e-5)
 
@@ -257,7 +260,7 @@ def test_losses_get_the_epoch_counted_from_one_like_mdistiller(tmp_path):
 
     seen = []
 
-    @r2kd_hf.register_loss("test_epoch_probe")
+    @r2kd_hf.register_loss("test_epoch_probe", needs=("epoch",))
     def probe(student_logits, teacher_logits, epoch=None):
         seen.append(epoch)
         return {"loss": student_logits.sum() * 0.0}
@@ -288,5 +291,5 @@ def test_cutmixpick_ranks_by_the_raw_teacher_not_the_pruned_mix(tmp_path):
         trainer.second_view.__class__.__call__ = original
     clean, logits = received[0]
     with torch.no_grad():
-        raw = trainer.teacher_model(clean)
+        raw = trainer.teachers.teacher(clean)
     torch.testing.assert_close(logits, raw)

@@ -10,15 +10,21 @@ from .dkd import dkd_loss
 from .kd import kd_loss
 from .r2kd import RANK_MODES, VALUE_SIMILARITIES, r2kd_loss
 from .registry import (
+    LossEntry,
     available_losses,
+    bind_loss,
     compute_loss_terms,
     get_loss,
     hyper_parameter_names,
+    loss_entry,
     register_loss,
     validate_loss_kwargs,
 )
 
 __all__ = [
+    "LossEntry",
+    "bind_loss",
+    "loss_entry",
     "RANK_MODES",
     "VALUE_SIMILARITIES",
     "available_losses",

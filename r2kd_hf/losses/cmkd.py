@@ -19,10 +19,11 @@ import math
 import torch
 
 from .functional import check_pair, hard_rank, pearson_correlation, soft_rank, softmax_fp32
+from .. import citations
 from .registry import LossTerms, register_loss
 
 
-@register_loss("cmkd")
+@register_loss("cmkd", citation=citations.CMKD)
 def cmkd_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,

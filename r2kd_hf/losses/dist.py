@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 
 from .functional import check_pair, pearson_correlation, softmax_fp32
+from .. import citations
 from .registry import LossTerms, register_loss
 
 
-@register_loss("dist")
+@register_loss("dist", citation=citations.DIST)
 def dist_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,

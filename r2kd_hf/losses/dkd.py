@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from .functional import check_pair
+from .. import citations
 from .registry import LossTerms, register_loss
 
 
-@register_loss("dkd")
+@register_loss("dkd", needs=('labels', 'epoch'), citation=citations.DKD)
 def dkd_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from .functional import check_pair
+from .. import citations
 from .registry import LossTerms, register_loss
 
 
-@register_loss("kd")
+@register_loss("kd", citation=citations.KD)
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 4.0) -> LossTerms:
     r"""Temperature-scaled KL divergence, averaged over the batch:
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 
 from .functional import abs_cosine_similarity, check_pair, hard_rank, pearson_correlation, soft_rank, softmax_fp32
+from .. import citations
 from .registry import LossTerms, register_loss
 
 RANK_MODES = ("monitor", "soft", "off")
 VALUE_SIMILARITIES = ("cosine", "pearson")
 
 
-@register_loss("r2kd")
+@register_loss("r2kd", citation=citations.R2KD)
 def r2kd_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,

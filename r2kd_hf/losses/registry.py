@@ -1,33 +1,49 @@
 """Name -> loss function registry, so recipes and users pick a distillation loss by name.
 
 A registered loss is a pure function ``fn(student_logits, teacher_logits, **hyper_parameters) -> dict`` that
-returns its named terms plus their sum under ``"loss"``. Two optional keyword arguments are filled in by the
-trainer when the function declares them: ``labels`` (the ground-truth class ids) and ``epoch`` (the float epoch,
-for warm-up schedules such as DKD's).
+returns its named terms plus their sum under ``"loss"``. Its registration declares the context it needs
+(``labels``, ``epoch``) and its citation; :func:`bind_loss` binds the hyper-parameters once, at setup.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import torch
 
 LossTerms = dict[str, torch.Tensor]
 CONTEXT_ARGUMENTS = ("labels", "epoch")
-"""Keyword arguments a loss may declare that the trainer supplies (they are not hyper-parameters)."""
+"""Keyword arguments a loss may declare at registration; the trainer supplies them (they are not hyper-parameters)."""
 
 
 class DistillationLoss(Protocol):
     def __call__(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, **kwargs) -> LossTerms: ...
 
 
-_LOSSES: dict[str, DistillationLoss] = {}
+@dataclass(frozen=True)
+class LossEntry:
+    """A registered loss and what it declares: the context it needs and how to cite it."""
+
+    name: str
+    fn: DistillationLoss
+    needs: tuple[str, ...] = ()
+    citation: str = ""
 
 
-def register_loss(name: str) -> Callable[[DistillationLoss], DistillationLoss]:
+_LOSSES: dict[str, LossEntry] = {}
+
+
+def register_loss(name: str, *, needs: tuple[str, ...] = (), citation: str = "") -> Callable[[DistillationLoss], DistillationLoss]:
     """Decorator that registers ``fn`` under ``name`` (lower-case). Re-registering a name raises.
+
+    Args:
+        needs: context the trainer must pass, among ``labels`` (ground-truth class ids) and ``epoch`` (counted
+            from 1, for warm-ups such as DKD's). Declared here, never guessed from the signature.
+        citation: BibTeX of the method, written into model cards.
 
     Example:
         >>> @register_loss("my_mse")
@@ -36,11 +52,14 @@ def register_loss(name: str) -> Callable[[DistillationLoss], DistillationLoss]:
         ...     return {"kd_mse": value, "loss": value}
     """
     key = name.lower()
+    unknown = sorted(set(needs) - set(CONTEXT_ARGUMENTS))
+    if unknown:
+        raise ValueError(f"Loss {name!r} declares unknown needs {unknown}; valid: {', '.join(CONTEXT_ARGUMENTS)}.")
 
     def decorator(fn: DistillationLoss) -> DistillationLoss:
-        if key in _LOSSES and _LOSSES[key] is not fn:
-            raise ValueError(f"A loss named {key!r} is already registered ({_LOSSES[key].__module__}). Pick another name.")
-        _LOSSES[key] = fn
+        if key in _LOSSES and _LOSSES[key].fn is not fn:
+            raise ValueError(f"A loss named {key!r} is already registered ({_LOSSES[key].fn.__module__}). Pick another name.")
+        _LOSSES[key] = LossEntry(key, fn, tuple(needs), citation)
         return fn
 
     return decorator
@@ -51,8 +70,8 @@ def available_losses() -> list[str]:
     return sorted(_LOSSES)
 
 
-def get_loss(name: str) -> DistillationLoss:
-    """Return the loss registered as ``name``; the error lists the valid names and the closest match."""
+def loss_entry(name: str) -> LossEntry:
+    """The registration of ``name``; the error lists the valid names and the closest match."""
     key = str(name).lower()
     if key not in _LOSSES:
         close = difflib.get_close_matches(key, _LOSSES, n=1)
@@ -64,10 +83,34 @@ def get_loss(name: str) -> DistillationLoss:
     return _LOSSES[key]
 
 
+def get_loss(name: str) -> DistillationLoss:
+    """Return the loss function registered as ``name``."""
+    return loss_entry(name).fn
+
+
 def hyper_parameter_names(name: str) -> list[str]:
-    """Keyword hyper-parameters a loss accepts (context arguments such as ``labels`` excluded)."""
-    params = inspect.signature(get_loss(name)).parameters
-    return [p for p in list(params)[2:] if p not in CONTEXT_ARGUMENTS and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    """Keyword hyper-parameters a loss accepts (its declared context excluded): for validating recipes."""
+    entry = loss_entry(name)
+    params = inspect.signature(entry.fn).parameters
+    return [p for p in list(params)[2:] if p not in entry.needs and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+
+
+def bind_loss(name: str, **hyper_parameters) -> Callable[..., LossTerms]:
+    """``fn(student_logits, teacher_logits, labels=None, epoch=None)`` with the hyper-parameters bound once.
+
+    Only the context the loss declared at registration is passed on.
+    """
+    entry = loss_entry(name)
+    bound = functools.partial(entry.fn, **hyper_parameters)
+
+    def loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels=None, epoch=None) -> LossTerms:
+        context = {"labels": labels, "epoch": epoch}
+        if "labels" in entry.needs and labels is None:
+            raise ValueError(f"The {entry.name!r} loss needs the ground-truth labels; pass `labels=`.")
+        return bound(student_logits, teacher_logits, **{k: context[k] for k in entry.needs})
+
+    loss.entry = entry
+    return loss
 
 
 def compute_loss_terms(
@@ -78,16 +121,8 @@ def compute_loss_terms(
     epoch: float | None = None,
     **hyper_parameters,
 ) -> LossTerms:
-    """Call the loss ``name``, passing ``labels``/``epoch`` only to losses that declare them."""
-    fn = get_loss(name)
-    params = inspect.signature(fn).parameters
-    context = {"labels": labels, "epoch": epoch}
-    for key, value in context.items():
-        if key in params:
-            if key == "labels" and value is None:
-                raise ValueError(f"The {name!r} loss needs the ground-truth labels; pass `labels=`.")
-            hyper_parameters[key] = value
-    return fn(student_logits, teacher_logits, **hyper_parameters)
+    """Call the loss ``name`` once (binds the hyper-parameters, passes the declared context)."""
+    return bind_loss(name, **hyper_parameters)(student_logits, teacher_logits, labels=labels, epoch=epoch)
 
 
 def validate_loss_kwargs(name: str, hyper_parameters: dict) -> None:
@@ -100,4 +135,4 @@ def validate_loss_kwargs(name: str, hyper_parameters: dict) -> None:
         )
     generator = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(4, 3, generator=generator), torch.randn(4, 3, generator=generator)
-    compute_loss_terms(name, student, teacher, labels=torch.tensor([0, 1, 2, 0]), epoch=1.0, **hyper_parameters)
+    compute_loss_terms(name, student, teacher, labels=torch.tensor([0, 1, 2, 0]), epoch=1, **hyper_parameters)

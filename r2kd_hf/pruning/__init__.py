@@ -1,17 +1,15 @@
 """Pruning: the R2KD pruned teacher, structured channel pruning, and pickle-free pruned students."""
 
-from .callback import TeacherPruningCallback
 from .serialization import PRUNING_RECORD_NAME
 from .structured import SUPPORTED_FAMILIES, check_structured_support, prune_channels
 from .student import prune_student
-from .teacher import TEACHER_PRUNERS, fingerprint, prune_teacher_copy
+from .teacher import available_teacher_pruners, fingerprint, prune_teacher_copy, register_teacher_pruner
 from .unstructured import l1_unstructured_global, l1_unstructured_layerwise, weight_sparsity
 
 __all__ = [
     "PRUNING_RECORD_NAME",
     "SUPPORTED_FAMILIES",
-    "TEACHER_PRUNERS",
-    "TeacherPruningCallback",
+    "available_teacher_pruners",
     "check_structured_support",
     "fingerprint",
     "l1_unstructured_global",
@@ -19,5 +17,6 @@ __all__ = [
     "prune_channels",
     "prune_student",
     "prune_teacher_copy",
+    "register_teacher_pruner",
     "weight_sparsity",
 ]

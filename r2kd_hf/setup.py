@@ -1,0 +1,340 @@
+"""The setup layer: everything that happens before the Trainer exists.
+
+recipe -> **setup** -> :class:`~r2kd_hf.R2KDTrainer` -> card / Hub. This module builds or loads the student and the
+teacher from names, folders, Hub ids or checkpoints; checks that they and the dataset agree on the classes and
+on logits shapes; resolves the one ``data_config`` (image size, mean, std, interpolation) that the transforms, the
+second view and the teacher re-normalisation read; and prunes the student. The trainer receives ready modules.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import logging
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from .modeling import (
+    DEFAULT_MEAN,
+    DEFAULT_STD,
+    REPO_ID_PATTERN,
+    data_config_of,
+    id2label_of,
+    logits_of,
+    num_labels_of,
+    timm_module_of,
+    unwrap,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------------------ loading
+MODEL_SPEC_FORMS = (
+    "an nn.Module",
+    "a timm name ('resnet18', 'cifar_resnet56') or a timm name with a pretrained tag ('resnet18.a1_in1k')",
+    "'hf-hub:org/name' (a timm-format Hub repo)",
+    "'org/name' (a Hub repo in transformers or timm format, pruned or not)",
+    "a local folder written by save_model/save_pretrained (pruned or not)",
+    "a checkpoint file (.pth/.pt/.safetensors, e.g. a published CRD/mdistiller teacher) with arch=... (recipes: teacher_arch)",
+)
+
+
+def load_model(
+    spec: str | nn.Module,
+    *,
+    role: str = "teacher",
+    num_labels: int | None = None,
+    id2label: dict[int, str] | None = None,
+    pretrained: bool = True,
+    revision: str | None = None,
+    arch: str | None = None,
+) -> nn.Module:
+    """Load a model from any of the forms in :data:`MODEL_SPEC_FORMS`.
+
+    * ``hf-hub:`` specs and timm names go through ``timm.create_model`` (``num_labels`` re-creates a student's head);
+    * a checkpoint file is read weights-only into the timm architecture ``arch`` (strictly);
+    * a folder or Hub repo holding ``r2kd_pruning.json`` is a pruned student (:func:`r2kd_hf.load_student`);
+    * other folders and Hub repos go through ``AutoModelForImageClassification`` (timm-format repos included).
+
+    Teachers are never loaded with a re-initialised head: a class-count mismatch is reported by the setup checks.
+    """
+    if isinstance(spec, nn.Module):
+        return spec
+    if not isinstance(spec, str) or not spec:
+        raise TypeError(f"The {role} must be one of: {'; '.join(MODEL_SPEC_FORMS)}. Got {spec!r}.")
+    from . import models as _models  # noqa: F401  (registers the paper's architectures with timm)
+
+    if spec.startswith("hf-hub:"):
+        return _create_timm(spec, role=role, num_labels=num_labels, pretrained=pretrained)
+    path = os.path.expanduser(spec)
+    if os.path.isdir(path):
+        return _load_from_folder(path, role=role, num_labels=num_labels, id2label=id2label)
+    if os.path.isfile(path):
+        from .checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint
+
+        if not spec.lower().endswith(CHECKPOINT_SUFFIXES):
+            raise ValueError(f"The {role} {spec!r} is a file but not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}).")
+        return load_checkpoint(path, arch, num_labels=num_labels)
+    if _is_timm_name(spec):
+        return _create_timm(spec, role=role, num_labels=num_labels, pretrained=pretrained)
+    if REPO_ID_PATTERN.match(spec) and not spec.startswith((".", "~")):
+        return _load_from_hub(spec, role=role, num_labels=num_labels, id2label=id2label, revision=revision)
+    looks_like_path = spec.startswith(("/", "./", "../", "~")) or os.sep in spec
+    import timm
+
+    close = difflib.get_close_matches(spec, timm.list_models(), n=3) if not looks_like_path else []
+    problem = f"no file or folder {spec!r} exists" if looks_like_path else f"{spec!r} is not a known timm name, file, folder or Hub repo id"
+    error_class = FileNotFoundError if looks_like_path else ValueError
+    raise error_class(
+        f"Cannot load the {role}: {problem}."
+        + (f" Close timm names: {', '.join(close)}." if close else "")
+        + " A model can be given as: " + "; ".join(MODEL_SPEC_FORMS) + "."
+    )
+
+
+def _is_timm_name(name: str) -> bool:
+    import timm
+
+    return "/" not in name and timm.is_model(name.split(".")[0])
+
+
+def _create_timm(name: str, *, role: str, num_labels: int | None, pretrained: bool) -> nn.Module:
+    import timm
+
+    kwargs = {"num_classes": num_labels} if (num_labels and role == "student") else {}
+    if pretrained and not name.startswith("hf-hub:") and not _has_pretrained_weights(name):
+        raise ValueError(
+            f"timm's {name!r} has no pretrained weights (r2kd_hf's cifar_* networks ship none). Give a trained {role}: "
+            "a folder (scripts/train_teacher.py writes one), a Hub repo, or a reference checkpoint with its arch."
+        )
+    try:
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+    except Exception as error:  # network, missing weights
+        raise _hub_error(name, role, error) from error
+
+
+def _has_pretrained_weights(name: str) -> bool:
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
+    return cfg is not None and bool(cfg.url or cfg.hf_hub_id or cfg.file)
+
+
+def _load_from_folder(path: str, *, role: str, num_labels, id2label) -> nn.Module:
+    from .pruning.serialization import PRUNING_RECORD_NAME
+    from .saving import load_student
+
+    if os.path.exists(os.path.join(path, PRUNING_RECORD_NAME)):
+        return load_student(path)
+    if not os.path.exists(os.path.join(path, "config.json")):
+        raise FileNotFoundError(
+            f"The {role} folder {path!r} has no config.json. Save models with save_pretrained() (or trainer.save_model())."
+        )
+    from transformers import AutoModelForImageClassification
+
+    kwargs = _label_kwargs(role, num_labels, id2label)
+    return AutoModelForImageClassification.from_pretrained(path, **kwargs)
+
+
+def _load_from_hub(repo_id: str, *, role: str, num_labels, id2label, revision) -> nn.Module:
+    from huggingface_hub import hf_hub_download
+
+    from .pruning.serialization import PRUNING_RECORD_NAME
+    from .saving import load_student
+
+    try:
+        hf_hub_download(repo_id, PRUNING_RECORD_NAME, revision=revision)
+        return load_student(repo_id, revision=revision)
+    except Exception as error:
+        if _is_connection_error(error):
+            raise _hub_error(repo_id, role, error) from error
+    from transformers import AutoModelForImageClassification
+
+    try:
+        return AutoModelForImageClassification.from_pretrained(repo_id, revision=revision, **_label_kwargs(role, num_labels, id2label))
+    except OSError as error:
+        raise _hub_error(repo_id, role, error) from error
+
+
+def _label_kwargs(role: str, num_labels, id2label) -> dict:
+    if role != "student" or not num_labels:
+        return {}
+    kwargs: dict[str, Any] = {"num_labels": num_labels, "ignore_mismatched_sizes": True}
+    if id2label:
+        kwargs["id2label"] = id2label
+        kwargs["label2id"] = {v: k for k, v in id2label.items()}
+    return kwargs
+
+
+def _is_connection_error(error: Exception) -> bool:
+    text = f"{type(error).__name__}: {error}".lower()
+    return any(s in text for s in ("offline", "connect", "timed out", "timeout", "resolve", "network", "unreachable"))
+
+
+def _hub_error(name: str, role: str, error: Exception) -> OSError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    why = "HF_HUB_OFFLINE is set" if offline else "the Hub could not be reached or has no such model"
+    return OSError(
+        f"Could not load the {role} {name!r}: no local folder has that name and {why} ({type(error).__name__}: {str(error).splitlines()[0][:300]}). "
+        "Download it first where there is network (`hf download <repo_id> --local-dir <dir>`) and pass the local "
+        "folder, or unset HF_HUB_OFFLINE."
+    )
+
+
+# ------------------------------------------------------------------------------------------------ agreement checks
+def dataset_label_names(dataset) -> list[str] | None:
+    """Class names from a ``datasets`` ``ClassLabel`` column named ``labels`` or ``label``."""
+    features = getattr(dataset, "features", None) or {}
+    for column in ("labels", "label"):
+        feature = features.get(column) if hasattr(features, "get") else None
+        if feature is not None and hasattr(feature, "names"):
+            return list(feature.names)
+    return None
+
+
+def check_label_agreement(student: nn.Module, teacher: nn.Module | None, label_names: list[str] | None = None) -> None:
+    """Fail before training when student, teacher and dataset disagree on the classes (count or order)."""
+    counts = {"student": num_labels_of(student), "teacher": num_labels_of(teacher) if teacher is not None else None}
+    counts["dataset"] = len(label_names) if label_names else None
+    known = {k: v for k, v in counts.items() if v}
+    if len(set(known.values())) > 1:
+        detail = ", ".join(f"{k} {v}" for k, v in known.items())
+        raise ValueError(
+            f"Class counts disagree ({detail}). Teacher, student and dataset must share one label set: use a teacher "
+            "fine-tuned on this dataset (scripts/train_teacher.py trains one) and create the student with "
+            "num_labels equal to the dataset's number of classes."
+        )
+    if label_names and teacher is not None and (teacher_names := id2label_of(teacher)):
+        for index, name in enumerate(label_names):
+            if teacher_names.get(index) != name:
+                raise ValueError(
+                    f"The teacher's label {index} is {teacher_names.get(index)!r} but the dataset's is {name!r}: the label "
+                    "orders differ, so distillation would teach the wrong classes. Re-map the dataset labels to the "
+                    "teacher's id2label (or fine-tune the teacher on this dataset)."
+                )
+
+
+def check_one_batch(student: nn.Module, teacher: nn.Module | None, batch: dict[str, torch.Tensor]) -> None:
+    """Run one collated batch through student and teacher (eval mode, no grad): shapes must agree."""
+    if "pixel_values" not in batch or "labels" not in batch:
+        raise KeyError(f"The training batch has keys {sorted(batch)}; it needs 'pixel_values' and 'labels'.")
+    pixel_values = batch["pixel_values"].to(next(student.parameters()).device)
+    with torch.no_grad():
+        was_training = student.training
+        student.eval()
+        student_shape = tuple(logits_of(student(pixel_values)).shape)
+        student.train(was_training)
+        if teacher is None:
+            return
+        teacher_shape = tuple(logits_of(teacher(pixel_values.to(next(teacher.parameters()).device))).shape)
+    if student_shape != teacher_shape:
+        raise ValueError(
+            f"Student logits {student_shape} and teacher logits {teacher_shape} differ in shape: the two models "
+            "predict different numbers of classes. Use a teacher trained on this dataset's label set."
+        )
+
+
+# -------------------------------------------------------------------------------------------------- data config
+def resolve_data_config(student: nn.Module, image_size: int | None = None, mean=None, std=None) -> dict[str, Any]:
+    """The one data config of a run: the student's timm config (ImageNet defaults otherwise) with overrides."""
+    config = dict(data_config_of(student) or {"input_size": (3, 224, 224), "interpolation": "bilinear", "crop_pct": 0.875,
+                                              "mean": DEFAULT_MEAN, "std": DEFAULT_STD})
+    if image_size:
+        config["input_size"] = (3, image_size, image_size)
+    if mean:
+        config["mean"] = tuple(mean)
+    if std:
+        config["std"] = tuple(std)
+    return config
+
+
+def apply_data_config(model: nn.Module, data_config: dict[str, Any]) -> None:
+    """Record the data config a timm model is trained with, so its saved ``config.json`` says how to feed it."""
+    inner = timm_module_of(model)
+    if inner is None:
+        return
+    inner.pretrained_cfg = {**dict(inner.pretrained_cfg), **{k: data_config[k] for k in ("input_size", "mean", "std", "interpolation", "crop_pct") if k in data_config}}
+    if hasattr(inner, "default_cfg"):
+        inner.default_cfg = inner.pretrained_cfg
+
+
+def prepare_teacher(teacher: nn.Module, student: nn.Module, renormalize: bool = True) -> nn.Module:
+    """Freeze the teacher; wrap it to re-normalise inputs when its timm normalisation differs from the student's."""
+    from .modeling import maybe_renormalize_teacher
+
+    teacher.eval().requires_grad_(False)
+    return maybe_renormalize_teacher(teacher, student) if renormalize else teacher
+
+
+# ------------------------------------------------------------------------------------------------------ students
+def create_timm_classifier(name: str, num_labels: int, id2label: dict[int, str], pretrained: bool = False) -> nn.Module:
+    """A ``TimmWrapperForImageClassification`` (``.logits`` outputs, ``config.id2label``) with timm's init."""
+    import timm
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    try:
+        inner = timm.create_model(name, pretrained=pretrained, num_classes=num_labels)
+    except Exception as error:
+        if pretrained:
+            raise OSError(
+                f"Could not get pretrained weights for {name!r} ({type(error).__name__}). Set student_pretrained=false, "
+                "or run where the Hub is reachable (HF_HUB_OFFLINE unset)."
+            ) from error
+        raise
+    pretrained_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in inner.pretrained_cfg.items() if _jsonable(v)}
+    pretrained_cfg["num_classes"] = num_labels
+    config = TimmWrapperConfig(
+        architecture=name, num_labels=num_labels, id2label=dict(id2label), label2id={v: k for k, v in id2label.items()},
+        pretrained_cfg=pretrained_cfg,
+    )
+    model = TimmWrapperForImageClassification(config)
+    model.timm_model.load_state_dict(inner.state_dict())  # keep timm's initialisation (or pretrained weights)
+    model.timm_model.pretrained_cfg = dict(inner.pretrained_cfg, num_classes=num_labels)
+    return model
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except TypeError:
+        return False
+
+
+def build_student(spec: str, num_labels: int, id2label: dict[int, str], pretrained: bool = False,
+                  teacher: nn.Module | None = None, from_teacher: bool = False) -> nn.Module:
+    """The student: a copy of the teacher (``from_teacher``), a timm name, or anything :func:`load_model` reads."""
+    if from_teacher:
+        if teacher is None:
+            raise ValueError("student_from_teacher needs a teacher.")
+        return copy.deepcopy(unwrap(teacher)).train().requires_grad_(True)
+    import timm
+
+    if not os.path.isdir(os.path.expanduser(spec)) and (timm.is_model(spec.split(".")[0]) or spec.startswith("hf-hub:")):
+        return create_timm_classifier(spec, num_labels, id2label, pretrained=pretrained)
+    return load_model(spec, role="student", num_labels=num_labels, id2label=id2label)
+
+
+def prune_student_or_resume(student: nn.Module, amount: float | None, input_size, importance: str = "l1",
+                            round_to: int | None = None, resume_dir: str | None = None) -> dict | None:
+    """Prune before the trainer (and its optimizer) exist. On resume, re-apply the checkpoint's record instead."""
+    from .pruning import prune_student
+    from .pruning.serialization import PRUNING_RECORD_NAME, apply_record, attach_record
+
+    if resume_dir and os.path.exists(os.path.join(resume_dir, PRUNING_RECORD_NAME)):
+        with open(os.path.join(resume_dir, PRUNING_RECORD_NAME), encoding="utf-8") as handle:
+            record = json.load(handle)
+        apply_record(student, record)
+        attach_record(student, record)
+        return record["pruning"]
+    if amount is None:
+        return None
+    report = prune_student(student, amount, tuple(input_size), importance=importance, round_to=round_to)
+    logger.info("Pruned the student: params %s -> %s, MACs %s -> %s", f"{report['params_before']:,}",
+                f"{report['params_after']:,}", report["macs_before"], report["macs_after"])
+    return report
