@@ -1,51 +1,54 @@
-"""r2kd_hf: robustness-reinforced knowledge distillation (R2KD) for image classification on the Hugging Face stack."""
+"""r2kd_hf: robustness-reinforced knowledge distillation (R2KD) for image classification on the Hugging Face stack.
 
-from . import _torchvision_fix
+Public names are imported on first use, so ``import r2kd_hf`` (and the command line's argument checks) stay fast;
+the paper's architectures are registered with timm as soon as timm is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from . import _timm_registration, _torchvision_fix
 
 _torchvision_fix.install_hook()  # before anything imports torchvision (a no-op where its ops load)
-
-from . import models  # noqa: E402  (registers the CIFAR architectures with timm)
-from .augment import build_second_view, register_view  # noqa: E402
-from .callbacks import TeacherPruningCallback, TeacherValidationCallback  # noqa: E402
-from .config import R2KDConfig  # noqa: E402
-from .losses import (  # noqa: E402
-    available_losses,
-    cmkd_loss,
-    dist_loss,
-    dkd_loss,
-    get_loss,
-    kd_loss,
-    r2kd_loss,
-    register_loss,
-)
-from .pruning import prune_student, register_teacher_pruner  # noqa: E402
-from .saving import load_student, save_classifier  # noqa: E402
-from .setup import load_model  # noqa: E402
-from .teachers import TeacherEnsemble  # noqa: E402
-from .trainer import R2KDTrainer  # noqa: E402
+_timm_registration.install()
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "R2KDConfig",
-    "R2KDTrainer",
-    "TeacherEnsemble",
-    "TeacherPruningCallback",
-    "TeacherValidationCallback",
-    "__version__",
-    "available_losses",
-    "build_second_view",
-    "cmkd_loss",
-    "dist_loss",
-    "dkd_loss",
-    "get_loss",
-    "kd_loss",
-    "load_model",
-    "load_student",
-    "prune_student",
-    "r2kd_loss",
-    "register_loss",
-    "register_teacher_pruner",
-    "register_view",
-    "save_classifier",
-]
+_EXPORTS = {
+    "R2KDConfig": "config",
+    "R2KDTrainer": "trainer",
+    "TeacherEnsemble": "teachers",
+    "TeacherPruningCallback": "callbacks",
+    "TeacherValidationCallback": "callbacks",
+    "available_losses": "losses",
+    "bind_loss": "losses",
+    "build_second_view": "augment",
+    "cmkd_loss": "losses",
+    "dist_loss": "losses",
+    "dkd_loss": "losses",
+    "get_loss": "losses",
+    "kd_loss": "losses",
+    "load_model": "setup",
+    "load_student": "saving",
+    "prune_student": "pruning",
+    "r2kd_loss": "losses",
+    "register_loss": "losses",
+    "register_teacher_pruner": "pruning",
+    "register_view": "augment",
+    "save_classifier": "saving",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'r2kd_hf' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

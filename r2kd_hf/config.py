@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from .augment import available_views
 from .losses import available_losses, hyper_parameter_names, validate_loss_kwargs
 from .pruning.teacher import available_teacher_pruners
 
+logger = logging.getLogger(__name__)
 PRUNED_TEACHER_BN_MODES = ("batch_stats", "running_stats")
 
 
@@ -50,6 +52,11 @@ class R2KDConfig(TrainingArguments):
     label_names: list[str] | None = field(
         default_factory=lambda: ["labels"],
         metadata={"help": "Batch keys that hold the labels. Plain timm modules need this set explicitly."},
+    )
+    hub_strategy: str = field(
+        default="end",
+        metadata={"help": "When to push: 'end' (one push of the finished student). Trainer's other strategies also push "
+                          "its pickled training_args.bin, which r2kd_hf never publishes on its own."},
     )
     # Optimisation defaults of the reference trainer (mdistiller), not of transformers (see README, "Reference").
     max_grad_norm: float = field(
@@ -127,6 +134,11 @@ class R2KDConfig(TrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.push_to_hub and str(getattr(self.hub_strategy, "value", self.hub_strategy)) != "end":
+            logger.warning(
+                "hub_strategy=%s pushes during training, and Trainer then uploads training_args.bin (a pickle) with the "
+                "model. Keep hub_strategy='end' to publish only pickle-free files.", self.hub_strategy,
+            )
         if self.lr_decay_epochs:
             if self.max_steps and self.max_steps > 0:
                 raise ValueError("lr_decay_epochs are in epochs: set num_train_epochs and leave max_steps unset (-1).")

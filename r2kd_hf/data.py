@@ -182,6 +182,36 @@ def decode_image(value: Any, index: int | None = None) -> Image.Image:
         ) from error
 
 
+def verify_images(split: datasets.Dataset, skip_corrupt: bool = False, num_proc: int | None = None,
+                  name: str = "train") -> tuple[datasets.Dataset, list[dict[str, Any]]]:
+    """Decode every image once, in parallel, with a progress bar, before training.
+
+    Without ``skip_corrupt`` the first unreadable image stops the run with its sample index and file; with it,
+    unreadable samples are dropped and returned as ``[{"index", "problem"}]`` so the caller can list them.
+    """
+
+    def check(batch: dict[str, list]) -> dict[str, list]:
+        problems = []
+        for value, index in zip(batch["image"], batch.get(INDEX_COLUMN, [None] * len(batch["image"]))):
+            try:
+                decode_image(value, index)
+                problems.append("")
+            except CorruptImageError as error:
+                if not skip_corrupt:
+                    raise
+                problems.append(str(error))
+        return {"__problem__": problems}
+
+    workers = num_proc if num_proc is not None else min(os.cpu_count() or 1, 8)
+    checked = split.map(check, batched=True, batch_size=256, num_proc=workers if len(split) > 1024 and workers > 1 else None,
+                        desc=f"verifying {name} images", load_from_cache_file=False)
+    problems = checked["__problem__"]
+    bad = [{"index": i, "problem": p} for i, p in enumerate(problems) if p]
+    if bad:
+        split = split.select([i for i, p in enumerate(problems) if not p])
+    return split, bad
+
+
 def prepare_dataset(dataset: datasets.Dataset, transform: Callable, skip_corrupt_images: bool = False) -> datasets.Dataset:
     """Attach a lazy transform that decodes, converts to RGB and applies ``transform`` (PIL -> tensor).
 

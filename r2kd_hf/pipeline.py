@@ -13,7 +13,7 @@ import os
 
 from .collate import ImageClassificationCollator
 from .config import R2KDConfig
-from .data import LoadedData, build_transforms, digits_dataset, load_image_dataset, prepare_dataset
+from .data import LoadedData, build_transforms, digits_dataset, load_image_dataset, prepare_dataset, verify_images
 from .hub import final_and_best, teacher_metrics
 from .modeling import count_macs, count_parameters, unwrap
 from .recipe import DataArguments, ModelArguments
@@ -52,13 +52,28 @@ def resolved_data_config(student, data_args: DataArguments) -> dict:
     return resolve_data_config(student, data_args.image_size, data_args.mean, data_args.std)
 
 
-def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArguments):
+def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArguments, output_dir: str | None = None):
     train_tf, eval_tf = build_transforms(
         data_config, style=data_args.transform_style, auto_augment=data_args.auto_augment,
         random_erasing=data_args.random_erasing, crop_padding=data_args.crop_padding,
     )
     skip = data_args.skip_corrupt_images
-    return prepare_dataset(data.splits["train"], train_tf, skip), prepare_dataset(data.splits["eval"], eval_tf, skip)
+    splits = {"train": data.splits["train"], "eval": data.splits["eval"]}
+    if data_args.verify_images:
+        removed = {}
+        for name in splits:
+            splits[name], removed[name] = verify_images(splits[name], skip, data_args.verify_workers, name)
+        if any(removed.values()):
+            for name, bad in removed.items():
+                for item in bad[:20]:
+                    logger.warning("Skipped %s image: %s", name, item["problem"])
+            if output_dir:
+                os.makedirs(output_dir, exist_ok=True)
+                with open(os.path.join(output_dir, "skipped_images.json"), "w", encoding="utf-8") as handle:
+                    json.dump(removed, handle, indent=2)
+            logger.warning("Skipped %d unreadable train and %d eval images (listed in skipped_images.json).",
+                           len(removed["train"]), len(removed["eval"]))
+    return prepare_dataset(splits["train"], train_tf, skip), prepare_dataset(splits["eval"], eval_tf, skip)
 
 
 def resolve_resume(value, output_dir: str) -> str | None:
@@ -123,7 +138,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
         student, model_args.prune_student, data_config["input_size"], model_args.student_prune_importance,
         model_args.student_prune_round_to, resume,
     )
-    train_set, eval_set = transformed_splits(data, data_config, data_args)
+    train_set, eval_set = transformed_splits(data, data_config, data_args, training_args.output_dir)
     check_one_batch(student, teacher, ImageClassificationCollator()([train_set[i] for i in range(min(2, len(train_set)))]))
     lineage = {"teacher": teacher_spec, "teacher_revision": model_args.teacher_revision, "dataset": data.source,
                "train_split": data.train_split, "eval_split": data.eval_split, "recipe": info.get("recipe_text")}

@@ -96,8 +96,14 @@ class DataArguments:
     mean: list[float] | None = field(default=None, metadata={"help": "Normalisation mean (default: the student's data config)."})
     std: list[float] | None = field(default=None, metadata={"help": "Normalisation std (default: the student's data config)."})
     skip_corrupt_images: bool = field(
-        default=False, metadata={"help": "Skip (and log) unreadable images instead of stopping with an error."}
+        default=False, metadata={"help": "Skip (and list) unreadable images instead of stopping with an error."}
     )
+    verify_images: bool = field(
+        default=False,
+        metadata={"help": "Decode every image once before training (parallel, progress bar): stop at the first corrupt one, "
+                          "or drop and list them with skip_corrupt_images."},
+    )
+    verify_workers: int | None = field(default=None, metadata={"help": "Processes for verify_images (default: CPU count, at most 8)."})
 
     def __post_init__(self) -> None:
         if self.transform_style not in ("timm", "cifar"):
@@ -105,6 +111,21 @@ class DataArguments:
 
 
 SECTIONS = {"model": ModelArguments, "data": DataArguments, "training": R2KDConfig}
+
+
+class UsageError(ValueError):
+    """A recipe or command-line mistake (the command line exits with code 2)."""
+
+
+def unknown_key_message(key: str, valid: list[str], where: str, section: str | None, flag: bool = False) -> str:
+    """The closest valid names and where the full list is; short sections list every key."""
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    shown = "--" + key if flag else repr(key)
+    hint = f" Did you mean {', '.join(('--' + c) if flag else c for c in close)}?" if close else ""
+    if section is not None and len(valid) <= 30:
+        return f"Unknown key {shown} {where}.{hint} Valid keys of {section!r}: {', '.join(valid)}."
+    return (f"Unknown {'option' if flag else 'key'} {shown} {where}.{hint} Every option, with its help, is listed by "
+            "`python scripts/distill.py --help`; `--print_recipe` shows the resolved values.")
 
 
 def _field_names(cls) -> list[str]:
@@ -129,11 +150,7 @@ def load_recipe_file(path: str) -> dict[str, dict[str, Any]]:
         valid = _field_names(SECTIONS[section])
         for key in values:
             if key not in valid:
-                close = difflib.get_close_matches(key, valid, n=3)
-                hint = f" Did you mean {', '.join(close)}?" if close else ""
-                raise ValueError(
-                    f"Unknown key {key!r} in section {section!r} of {path!r}.{hint} Valid keys of {section!r}: {', '.join(valid)}."
-                )
+                raise UsageError(unknown_key_message(key, valid, f"in section {section!r} of {path!r}", section))
         content[section] = values
     return content
 
@@ -165,7 +182,11 @@ def parse_recipe(
     parser.set_defaults(**defaults)
     model_args, data_args, training_args, _, extra = parser.parse_args_into_dataclasses(args=rest, return_remaining_strings=True)
     if extra:
-        raise SystemExit(f"error: unrecognized arguments: {' '.join(extra)} (run with --help for the valid options)")
+        flags = [a for a in extra if a.startswith("--")]
+        valid = [name for cls in SECTIONS.values() for name in _field_names(cls)]
+        if flags:
+            raise UsageError(unknown_key_message(flags[0][2:].split("=")[0], valid, "on the command line", None, flag=True))
+        raise UsageError(f"Unexpected argument(s) {' '.join(extra)}: every option is --<field> <value>; see --help.")
     text = resolved_recipe_text(model_args, data_args, training_args)
     if known.print_recipe:
         from .reference import annotate_recipe_text

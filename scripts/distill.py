@@ -9,25 +9,24 @@
 
 Any recipe field can be overridden with --<field> <value>. Outputs (model, card, summary.json,
 training_curves.png, recipe.yaml) go to --output_dir (default: outputs/<recipe name>).
+Exit codes: 0 done, 2 a usage/recipe error (found in seconds), 1 a runtime error; --debug shows tracebacks.
 """
 
-import logging
 import os
 import sys
 
-import r2kd_hf  # noqa: F401  (installs the torchvision CPU fix and registers models before anything else)
-from r2kd_hf.pipeline import run
-from r2kd_hf.recipe import parse_recipe
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout too
 
-DEFAULT_RECIPE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "quickstart.yaml")
+from r2kd_hf.cli import main  # noqa: E402  (light: heavy libraries are imported once the arguments are valid)
+
+DEFAULT_RECIPE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "recipes", "quickstart.yaml"))
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    model_args, data_args, training_args, info = parse_recipe(argv, default_recipe=os.path.normpath(DEFAULT_RECIPE))
+def distill(model_args, data_args, training_args, info) -> None:
+    from r2kd_hf.pipeline import run
+
     run(model_args, data_args, training_args, info)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None, distill, default_recipe=DEFAULT_RECIPE))

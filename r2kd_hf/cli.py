@@ -1,0 +1,48 @@
+"""The command line's contract: one clear message and an exit code, a traceback only with ``--debug``.
+
+Exit codes: 0 success; 2 a usage or recipe error (unknown key or flag, invalid value, missing file), found before
+anything heavy is imported or trained; 1 a runtime error (data, models, Hub, training); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+USAGE_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError)  # raised while parsing: the recipe or flags are wrong
+
+
+def _message(error: BaseException) -> str:
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return str(text).strip() or type(error).__name__
+
+
+def main(argv: list[str] | None, job: Callable, default_recipe: str | None = None) -> int:
+    """Parse ``argv`` (recipe + overrides), then run ``job(model_args, data_args, training_args, info)``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    from .recipe import parse_recipe
+
+    try:
+        parsed = parse_recipe(argv, default_recipe=default_recipe)
+    except SystemExit as done:  # --help, --print_recipe (0) or argparse's own usage errors (2)
+        return done.code if isinstance(done.code, int) else 2
+    except USAGE_ERRORS as error:
+        if debug:
+            raise
+        print(f"error: {_message(error)}", file=sys.stderr)
+        return 2
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    try:
+        job(*parsed)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the command line reports every failure the same way
+        if debug:
+            raise
+        print(f"error: {type(error).__name__}: {_message(error)}\n(run again with --debug for the traceback)", file=sys.stderr)
+        return 1
+    return 0
