@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,35 +140,10 @@ class R2KDConfig(TrainingArguments):
                 "hub_strategy=%s pushes during training, and Trainer then uploads training_args.bin (a pickle) with the "
                 "model. Keep hub_strategy='end' to publish only pickle-free files.", self.hub_strategy,
             )
-        if self.lr_decay_epochs:
-            if self.max_steps and self.max_steps > 0:
-                raise ValueError("lr_decay_epochs are in epochs: set num_train_epochs and leave max_steps unset (-1).")
-            if sorted(self.lr_decay_epochs) != list(self.lr_decay_epochs) or min(self.lr_decay_epochs) <= 0:
-                raise ValueError(f"lr_decay_epochs must be increasing positive epochs, got {self.lr_decay_epochs}.")
         self.loss_name = str(self.loss_name).lower()
         for name in ("loss_kwargs", "second_view_kwargs"):
-            if getattr(self, name) is None:
-                setattr(self, name, {})
-            if not isinstance(getattr(self, name), dict):
-                raise ValueError(f"{name} must be a dict (or a JSON object string), got {getattr(self, name)!r}.")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0 (got {self.temperature}); the reference value is 4.")
-        for name in ("ce_weight", "kd_weight", "aug_kd_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
-        if self.loss_name != "none":
-            if "temperature" in self.loss_kwargs:
-                raise ValueError("Set the temperature with the `temperature` field, not inside loss_kwargs.")
-            validate_loss_kwargs(self.loss_name, self.loss_hyper_parameters())
-        _check_choice("second_view", self.second_view, tuple(available_views()))
-        _check_choice("teacher_prune_method", self.teacher_prune_method, tuple(available_teacher_pruners()))
-        _check_choice("pruned_teacher_bn", self.pruned_teacher_bn, PRUNED_TEACHER_BN_MODES)
-        if not 0.0 < self.teacher_prune_amount < 1.0:
-            raise ValueError(f"teacher_prune_amount must be in (0, 1), got {self.teacher_prune_amount} (reference 0.1).")
-        if not 0.0 <= self.pruned_teacher_weight < 1.0:
-            raise ValueError(f"pruned_teacher_weight must be in [0, 1), got {self.pruned_teacher_weight} (reference 0.3).")
-        if self.loss_name == "none" and (self.prune_teacher or self.second_view != "none"):
-            raise ValueError("loss_name='none' trains without a teacher: set prune_teacher=False and second_view='none'.")
+            setattr(self, name, _as_dict(name, getattr(self, name)))
+        check_distillation_fields(self)
 
     @property
     def uses_teacher(self) -> bool:
@@ -179,6 +155,55 @@ class R2KDConfig(TrainingArguments):
         if "temperature" in hyper_parameter_names(self.loss_name):
             kwargs["temperature"] = self.temperature
         return kwargs
+
+
+def _as_dict(name: str, value: Any) -> dict:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{name} must be a JSON object, e.g. '{{\"alpha\": 1.0}}'; could not parse {value!r} ({error}).") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict (or a JSON object string), got {value!r}.")
+    return value
+
+
+def check_distillation_fields(values: Any) -> None:
+    """Validate the distillation fields of ``values`` (an :class:`R2KDConfig` or the command line's namespace).
+
+    The command line calls this before TrainingArguments exists, so a wrong value is reported in seconds.
+    """
+    loss_name = str(values.loss_name).lower()
+    loss_kwargs = _as_dict("loss_kwargs", values.loss_kwargs)
+    _as_dict("second_view_kwargs", values.second_view_kwargs)
+    if values.lr_decay_epochs:
+        if values.max_steps and values.max_steps > 0:
+            raise ValueError("lr_decay_epochs are in epochs: set num_train_epochs and leave max_steps unset (-1).")
+        if sorted(values.lr_decay_epochs) != list(values.lr_decay_epochs) or min(values.lr_decay_epochs) <= 0:
+            raise ValueError(f"lr_decay_epochs must be increasing positive epochs, got {values.lr_decay_epochs}.")
+    if not values.temperature > 0:
+        raise ValueError(f"temperature must be > 0 (got {values.temperature}); the reference value is 4.")
+    for name in ("ce_weight", "kd_weight", "aug_kd_weight"):
+        if getattr(values, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(values, name)}.")
+    if loss_name != "none":
+        if "temperature" in loss_kwargs:
+            raise ValueError("Set the temperature with the `temperature` field, not inside loss_kwargs.")
+        hyper = dict(loss_kwargs)
+        if "temperature" in hyper_parameter_names(loss_name):
+            hyper["temperature"] = values.temperature
+        validate_loss_kwargs(loss_name, hyper)
+    _check_choice("second_view", values.second_view, tuple(available_views()))
+    _check_choice("teacher_prune_method", values.teacher_prune_method, tuple(available_teacher_pruners()))
+    _check_choice("pruned_teacher_bn", values.pruned_teacher_bn, PRUNED_TEACHER_BN_MODES)
+    if not 0.0 < values.teacher_prune_amount < 1.0:
+        raise ValueError(f"teacher_prune_amount must be in (0, 1), got {values.teacher_prune_amount} (reference 0.1).")
+    if not 0.0 <= values.pruned_teacher_weight < 1.0:
+        raise ValueError(f"pruned_teacher_weight must be in [0, 1), got {values.pruned_teacher_weight} (reference 0.3).")
+    if loss_name == "none" and (values.prune_teacher or values.second_view != "none"):
+        raise ValueError("loss_name='none' trains without a teacher: set prune_teacher=False and second_view='none'.")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -5,29 +5,29 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
 import torch
 from torch import nn
+from transformers import EvalPrediction
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .collate import ImageClassificationCollator
+from .metrics import topk_accuracy
 from .modeling import logits_of
 
 
 @torch.no_grad()
 def evaluate_accuracy(model: nn.Module, dataset, batch_size: int = 256, num_workers: int = 0, device: str = "cpu") -> dict[str, float]:
-    """Top-1 and top-5 accuracy of ``model`` on a prepared dataset (samples with ``pixel_values`` and ``labels``)."""
+    """Top-1 and top-5 accuracy of ``model`` on a prepared dataset, with the trainer's metric (:func:`topk_accuracy`)."""
     model = model.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=ImageClassificationCollator())
-    top1 = top5 = seen = 0
+    logits, labels = [], []
     for batch in tqdm(loader, desc="evaluating", leave=False):
-        logits = logits_of(model(batch["pixel_values"].to(device))).float()
-        labels = batch["labels"].to(device)
-        top1 += int((logits.argmax(1) == labels).sum())
-        k = min(5, logits.shape[1])
-        top5 += int((logits.topk(k, dim=1).indices == labels[:, None]).any(1).sum())
-        seen += labels.numel()
-    return {"top1": top1 / max(seen, 1), "top5": top5 / max(seen, 1), "samples": seen}
+        logits.append(logits_of(model(batch["pixel_values"].to(device))).float().cpu().numpy())
+        labels.append(batch["labels"].numpy())
+    metrics = topk_accuracy(EvalPrediction(predictions=np.concatenate(logits), label_ids=np.concatenate(labels)))
+    return {"top1": metrics["accuracy"], "top5": metrics.get("top5_accuracy", 1.0), "samples": int(sum(len(x) for x in labels))}
 
 
 @torch.no_grad()

@@ -80,6 +80,15 @@ def build_model_card(trainer, model_name: str | None = None, extra_tags: list[st
             results.append(EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset, dataset_split=split,
                                       metric_type="accuracy", metric_value=round(value, 6), metric_name=metric_name))
     results += list(extra_results or [])
+    report = lineage.get("robustness_report")
+    if report:  # model-index entries: one per corruption (mean over severities), and the mCA
+        corrupted = f"{dataset}-C"
+        for corruption, entry in report["per_corruption"].items():
+            results.append(EvalResult(task_type="image-classification", dataset_type=corrupted, dataset_name=corrupted,
+                                      dataset_config=corruption, dataset_split=split, metric_type="accuracy",
+                                      metric_value=round(entry["mean"], 6), metric_name=f"{corruption} accuracy (mean over severities)"))
+        results.append(EvalResult(task_type="image-classification", dataset_type=corrupted, dataset_name=corrupted, dataset_split=split,
+                                  metric_type="mca", metric_value=round(report["mca"], 6), metric_name="mean corruption accuracy"))
     teacher_repo = teacher_id.removeprefix("hf-hub:") if isinstance(teacher_id, str) else ""
     is_hub_teacher = REPO_ID_PATTERN.match(teacher_repo) and not os.path.exists(os.path.expanduser(teacher_id))
     data = ModelCardData(
@@ -125,6 +134,8 @@ def build_model_card(trainer, model_name: str | None = None, extra_tags: list[st
         body += ["## Robustness (common corruptions)", lineage["robustness"]]
     if lineage.get("recipe"):
         body += ["## Recipe", "```yaml\n" + lineage["recipe"].strip() + "\n```"]
+    if report:
+        cites.append(citations.COMMON_CORRUPTIONS)
     cites = [c for c in dict.fromkeys(cites) if c]
     body += ["## Citations", "```bibtex\n" + "\n\n".join(cites) + "\n```"] if cites else []
     return ModelCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n\n".join(body) + "\n")

@@ -1,4 +1,7 @@
-"""Classification metrics computed locally (``evaluate.load("accuracy")`` would reach the Hub)."""
+"""Classification metrics: one top-1/top-k implementation for training evaluation, scripts/evaluate.py and the benchmarks.
+
+The `evaluate` package is not used: its metrics load their code from the Hub, which offline runs cannot reach.
+"""
 
 from __future__ import annotations
 

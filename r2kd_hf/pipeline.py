@@ -148,15 +148,44 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     metrics = _latest_eval(trainer) or trainer.evaluate()  # no second pass when the last step was just evaluated
     trainer.save_model()
     summary = {}
+    robustness = None
     if trainer.is_world_process_zero():
+        if data_args.corruptions:
+            robustness = evaluate_robustness(trainer, data, data_config, data_args, training_args.output_dir)
         trainer.create_model_card(model_name=os.path.basename(os.path.abspath(training_args.output_dir)))
         with open(os.path.join(training_args.output_dir, "recipe.yaml"), "w", encoding="utf-8") as handle:
             handle.write(info.get("recipe_text") or "")
-        summary = summarize(trainer, metrics, data_config, student_report, role)
+        summary = summarize(trainer, metrics, data_config, student_report, role, robustness)
     if training_args.push_to_hub:
         trainer.push_to_hub()
     trainer.accelerator.wait_for_everyone()  # other ranks may read this folder next (e.g. a teacher trained here)
     return summary
+
+
+def corruption_cache_dir(data_args: DataArguments) -> str:
+    if data_args.corruption_cache_dir:
+        return data_args.corruption_cache_dir
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return os.path.join(home, "r2kd_hf", "corruptions")
+
+
+def evaluate_robustness(trainer: R2KDTrainer, data: LoadedData, data_config: dict, data_args: DataArguments, output_dir: str) -> dict:
+    """Common-corruption accuracy of the trained model on the eval split; written next to the model and into the card."""
+    from .plots import plot_corruption_accuracy
+    from .robustness import clean_images, evaluate_corruptions, robustness_markdown, save_report
+
+    size = int(data_config["input_size"][-1])
+    images, labels = clean_images(data.splits["eval"], size, data_args.corruption_max_images)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    report = evaluate_corruptions(model, images, labels, data_config["mean"], data_config["std"], data_args.corruptions,
+                                  data_args.corruption_severities, seed=trainer.args.seed, cache_dir=corruption_cache_dir(data_args))
+    report["dataset"], report["split"] = data.source, data.eval_split
+    save_report(report, os.path.join(output_dir, "robustness.json"))
+    plot_corruption_accuracy(report, os.path.join(output_dir, "corruption_accuracy.png"))
+    trainer.lineage["robustness"] = robustness_markdown(report)
+    trainer.lineage["robustness_report"] = report
+    logger.info("Mean corruption accuracy %.4f (clean %.4f)", report["mca"], report["clean_accuracy"])
+    return report
 
 
 def _latest_eval(trainer: R2KDTrainer) -> dict | None:
@@ -166,7 +195,8 @@ def _latest_eval(trainer: R2KDTrainer) -> dict | None:
     return None
 
 
-def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_report: dict | None, role: str) -> dict:
+def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_report: dict | None, role: str,
+              robustness: dict | None = None) -> dict:
     """Print a table (teacher, pruned teacher, student: accuracy, params, MACs), write summary.json and the PNG."""
     from .plots import plot_training_curves
 
@@ -191,6 +221,9 @@ def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_re
     if student_report:
         lines.append(f"student pruning: params {student_report['params_before']:,} -> {student_report['params_after']:,}")
     lines.append(f"final eval top-1 {final if final is not None else '-'}, best {best if best is not None else '-'}")
+    if robustness:
+        lines.append(f"common corruptions: mCA {robustness['mca']:.4f} over {len(robustness['per_corruption'])} corruptions "
+                     f"(clean {robustness['clean_accuracy']:.4f}; robustness.json, corruption_accuracy.png)")
     table = "\n".join(lines)
     print("\n" + table + "\n", flush=True)
     output_dir = trainer.args.output_dir
@@ -205,6 +238,8 @@ def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_re
         "student_pruning": student_report,
         "teacher_pruning": {k: v for k, v in ((teachers.pruning_report if teachers else None) or {}).items() if k != "sparsity_per_layer"} or None,
         "plot": plot_path,
+        "robustness": {k: robustness[k] for k in ("mca", "clean_accuracy", "benchmark", "images")} | {
+            "per_corruption": {n: v["mean"] for n, v in robustness["per_corruption"].items()}} if robustness else None,
         "output_dir": output_dir,
     }
     with open(os.path.join(output_dir, "summary.json"), "w", encoding="utf-8") as handle:

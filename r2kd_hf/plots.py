@@ -33,3 +33,29 @@ def plot_training_curves(log_history: list[dict], path: str) -> str | None:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def plot_corruption_accuracy(report: dict, path: str, title: str | None = None) -> str | None:
+    """Bar chart: accuracy per corruption (mean over severities), clean accuracy and mCA as lines."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = list(report["per_corruption"])
+    means = [report["per_corruption"][n]["mean"] for n in names]
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) + 2), 3.6))
+    ax.bar(range(len(names)), means, color="#4c72b0")
+    ax.axhline(report["clean_accuracy"], color="#55a868", linestyle="--", label=f"clean {report['clean_accuracy']:.3f}")
+    ax.axhline(report["mca"], color="#c44e52", linestyle=":", label=f"mCA {report['mca']:.3f}")
+    ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7)
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(title or f"Common corruptions ({report['benchmark']} constants, severities {list(report['per_severity'])})", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

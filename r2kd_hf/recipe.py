@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
-from .config import R2KDConfig
+from .config import R2KDConfig, check_distillation_fields
 
 
 @dataclass
@@ -104,8 +104,23 @@ class DataArguments:
                           "or drop and list them with skip_corrupt_images."},
     )
     verify_workers: int | None = field(default=None, metadata={"help": "Processes for verify_images (default: CPU count, at most 8)."})
+    corruptions: list[str] | None = field(
+        default=None,
+        metadata={"help": "After training, evaluate on common corruptions of the eval split: 'all' or names "
+                          "(gaussian_noise shot_noise impulse_noise defocus_blur zoom_blur fog brightness contrast pixelate "
+                          "jpeg_compression). Results go to summary.json, robustness.json, a PNG and the model card."},
+    )
+    corruption_severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5], metadata={"help": "Severities (1-5)."})
+    corruption_max_images: int | None = field(default=None, metadata={"help": "Corrupt at most this many eval images."})
+    corruption_cache_dir: str | None = field(
+        default=None, metadata={"help": "Where corrupted sets are cached (default: $HF_HOME/r2kd_hf/corruptions)."}
+    )
 
     def __post_init__(self) -> None:
+        if self.corruptions:
+            from .robustness import check_names
+
+            check_names(self.corruptions, self.corruption_severities)
         if self.transform_style not in ("timm", "cifar"):
             raise ValueError(f"Unknown transform_style {self.transform_style!r}; valid: timm, cifar.")
 
@@ -167,40 +182,50 @@ def parse_recipe(
         (the resolved YAML, saved next to the model and quoted in its card).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--recipe", default=default_recipe)
     pre.add_argument("--print_recipe", action="store_true")
     known, rest = pre.parse_known_args(argv)
     sections = load_recipe_file(known.recipe) if known.recipe else {}
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, R2KDConfig))
+    parser = HfArgumentParser((ModelArguments, DataArguments, R2KDConfig), allow_abbrev=False)  # no silent prefixes
     parser.add_argument("--recipe", default=known.recipe, help="YAML recipe (sections: model, data, training).")
     parser.add_argument("--print_recipe", action="store_true", help="Print the fully resolved recipe and exit.")
     defaults = {key: value for values in sections.values() for key, value in values.items()}
     if "output_dir" not in defaults and known.recipe:
         defaults["output_dir"] = os.path.join("outputs", os.path.splitext(os.path.basename(known.recipe))[0])
     parser.set_defaults(**defaults)
-    model_args, data_args, training_args, _, extra = parser.parse_args_into_dataclasses(args=rest, return_remaining_strings=True)
+    # Fast checks on the raw values first: TrainingArguments' own construction imports half of transformers.
+    namespace, extra = parser.parse_known_args(args=rest)
     if extra:
         flags = [a for a in extra if a.startswith("--")]
         valid = [name for cls in SECTIONS.values() for name in _field_names(cls)]
         if flags:
             raise UsageError(unknown_key_message(flags[0][2:].split("=")[0], valid, "on the command line", None, flag=True))
         raise UsageError(f"Unexpected argument(s) {' '.join(extra)}: every option is --<field> <value>; see --help.")
-    text = resolved_recipe_text(model_args, data_args, training_args)
+    check_distillation_fields(namespace)
+    values = {cls: {name: getattr(namespace, name) for name in _field_names(cls)} for cls in SECTIONS.values()}
+    model_args, data_args = ModelArguments(**values[ModelArguments]), DataArguments(**values[DataArguments])
     if known.print_recipe:
         from .reference import annotate_recipe_text
 
-        flat = {**dataclasses.asdict(data_args), **training_args.to_dict()}
-        print(annotate_recipe_text(text, flat))
+        training = {k: _plain(v) for k, v in values[R2KDConfig].items() if "token" not in k}
+        text = _dump(dataclasses.asdict(model_args), dataclasses.asdict(data_args), training)
+        print(annotate_recipe_text(text, {**dataclasses.asdict(data_args), **training}))
         raise SystemExit(0)
+    training_args = R2KDConfig(**values[R2KDConfig])
+    text = resolved_recipe_text(model_args, data_args, training_args)
     return model_args, data_args, training_args, {"recipe_path": known.recipe, "recipe_text": text}
 
 
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)  # enums (strategies) print as their value
+
+
+def _dump(model: dict, data: dict, training: dict) -> str:
+    return yaml.safe_dump({"model": model, "data": data, "training": training}, sort_keys=False, default_flow_style=False)
+
+
 def resolved_recipe_text(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig) -> str:
-    resolved = {
-        "model": dataclasses.asdict(model_args),
-        "data": dataclasses.asdict(data_args),
-        "training": {k: v for k, v in training_args.to_dict().items() if k in _field_names(R2KDConfig) and "token" not in k},
-    }
-    return yaml.safe_dump(resolved, sort_keys=False, default_flow_style=False)
+    training = {k: v for k, v in training_args.to_dict().items() if k in _field_names(R2KDConfig) and "token" not in k}
+    return _dump(dataclasses.asdict(model_args), dataclasses.asdict(data_args), training)

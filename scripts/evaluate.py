@@ -31,6 +31,12 @@ def main(argv=None) -> int:
     parser.add_argument("--max_samples", type=int, default=None)
     parser.add_argument("--latency", action="store_true", help="Also time CPU forwards at batch 1 and 64.")
     parser.add_argument("--output", default=None, help="Write the metrics as JSON here.")
+    parser.add_argument("--corruptions", nargs="*", default=None,
+                        help="Also evaluate on common corruptions: 'all' or names (gaussian_noise ... jpeg_compression).")
+    parser.add_argument("--severities", nargs="*", type=int, default=[1, 2, 3, 4, 5], help="Corruption severities (1-5).")
+    parser.add_argument("--baseline", default=None, help="robustness.json of a baseline model: adds mCE and relative mCE.")
+    parser.add_argument("--corruption_cache_dir", default=None, help="Cache of corrupted sets (default: $HF_HOME/r2kd_hf/corruptions).")
+    parser.add_argument("--plot", default=None, help="Write the corruption bar chart (PNG) here.")
     args = parser.parse_args(argv)
 
     model = load_model(args.model, role="model")
@@ -45,6 +51,20 @@ def main(argv=None) -> int:
     if args.latency:
         metrics["cpu_latency_ms_batch1"] = round(cpu_latency_ms(model, size, 1), 3)
         metrics["cpu_latency_ms_batch64"] = round(cpu_latency_ms(model, size, 64, repeats=10), 3)
+    if args.corruptions is not None:
+        from r2kd_hf.pipeline import corruption_cache_dir
+        from r2kd_hf.plots import plot_corruption_accuracy
+        from r2kd_hf.robustness import check_names, clean_images, evaluate_corruptions
+
+        check_names(args.corruptions, args.severities)
+        baseline = json.load(open(args.baseline, encoding="utf-8")) if args.baseline else None
+        images, labels = clean_images(data.splits["eval"], size[-1], args.max_samples)
+        cache = args.corruption_cache_dir or corruption_cache_dir(data_args)
+        report = evaluate_corruptions(model, images, labels, data_config["mean"], data_config["std"], args.corruptions,
+                                      args.severities, cache_dir=cache, baseline=baseline)
+        metrics["robustness"] = report
+        if args.plot:
+            plot_corruption_accuracy(report, args.plot)
     print(json.dumps(metrics, indent=2))
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:

@@ -36,13 +36,15 @@ def test_command_line_overrides_and_print(tmp_path, capsys):
 def test_unknown_keys_and_values_are_rejected(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("training:\n  learning_rat: 0.1\n")
-    with pytest.raises(ValueError, match="Unknown key 'learning_rat'.*Did you mean learning_rate"):
+    with pytest.raises(ValueError, match="Unknown key 'learning_rat'.*Did you mean learning_rate.*--help"):
         load_recipe_file(str(bad))
     bad.write_text("optimiser:\n  lr: 1\n")
     with pytest.raises(ValueError, match="unknown section"):
         load_recipe_file(str(bad))
-    with pytest.raises(SystemExit, match="unrecognized arguments: --no_such_flag"):
+    with pytest.raises(ValueError, match="Unknown option --no_such_flag on the command line"):
         parse_recipe(["--recipe", os.path.join(ROOT, "recipes", "quickstart.yaml"), "--no_such_flag", "1"])
+    with pytest.raises(ValueError, match="Unknown option --learning_rat .*Did you mean --learning_rate"):  # no silent prefixes
+        parse_recipe(["--learning_rat", "0.1"])
     bad.write_text("training:\n  second_view: mosaic\n")
     with pytest.raises(ValueError, match="Unknown second_view 'mosaic'"):
         parse_recipe(["--recipe", str(bad)])
