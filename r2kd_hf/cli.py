@@ -37,6 +37,7 @@ def main(argv: list[str] | None, job: Callable, default_recipe: str | None = Non
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
         job(*parsed)
+        _end_process_group()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -46,3 +47,13 @@ def main(argv: list[str] | None, job: Callable, default_recipe: str | None = Non
         print(f"error: {type(error).__name__}: {_message(error)}\n(run again with --debug for the traceback)", file=sys.stderr)
         return 1
     return 0
+
+
+def _end_process_group() -> None:
+    """Leave a multi-process run in step: every rank reaches a barrier, then tears the process group down itself,
+    instead of leaving gloo's sockets to interpreter shutdown (where one rank can abort while another still talks)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
