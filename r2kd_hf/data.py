@@ -106,7 +106,8 @@ def load_image_dataset(
     ``eval_split="auto"`` picks the first of validation/valid/val/test; when none exists a deterministic, stratified
     ``validation_fraction`` of the training split (``seed``) becomes the eval split.
     """
-    raw = raw if raw is not None else load_raw_dataset(source, config_name)
+    if raw is None:
+        raw = digits_dataset() if source == "digits" else load_raw_dataset(source, config_name)
     if train_split not in raw:
         raise KeyError(f"The dataset {source!r} has no split {train_split!r}; its splits are {list(raw)}. Set train_split.")
     train = raw[train_split]

@@ -13,7 +13,7 @@ import os
 
 from .collate import ImageClassificationCollator
 from .config import R2KDConfig
-from .data import LoadedData, build_transforms, digits_dataset, load_image_dataset, prepare_dataset, verify_images
+from .data import LoadedData, build_transforms, load_image_dataset, prepare_dataset, verify_images
 from .hub import final_and_best, teacher_metrics
 from .modeling import count_macs, count_parameters, unwrap
 from .recipe import DataArguments, ModelArguments
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 
 def load_data(data_args: DataArguments, seed: int) -> LoadedData:
-    raw = digits_dataset() if data_args.dataset == "digits" else None
     return load_image_dataset(
         data_args.dataset,
         config_name=data_args.dataset_config,
@@ -44,7 +43,6 @@ def load_data(data_args: DataArguments, seed: int) -> LoadedData:
         seed=seed,
         max_train_samples=data_args.max_train_samples,
         max_eval_samples=data_args.max_eval_samples,
-        raw=raw,
     )
 
 

@@ -13,7 +13,7 @@ from helpers import BlobImages, TinyNet  # noqa: E402
 from r2kd_hf import R2KDConfig, R2KDTrainer  # noqa: E402
 
 
-def main(output_dir: str, loss_name: str) -> None:
+def main(output_dir: str, loss_name: str, gather: str = "gather") -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     student, teacher = TinyNet(seed=2), TinyNet(seed=1)
     args = R2KDConfig(
@@ -21,6 +21,7 @@ def main(output_dir: str, loss_name: str) -> None:
         lr_scheduler_type="constant", max_grad_norm=0.0, use_cpu=True, report_to="none", save_strategy="no",
         logging_steps=1, disable_tqdm=True, validate_teacher=False, seed=0, ddp_find_unused_parameters=False,
         loss_name=loss_name, loss_kwargs={"rank_mode": "soft"} if loss_name == "r2kd" else {},
+        gather_across_processes=gather == "gather",
     )
     trainer = R2KDTrainer(model=student, teacher_model=teacher, args=args, train_dataset=BlobImages(8))
     trainer.train()
@@ -38,4 +39,4 @@ def main(output_dir: str, loss_name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "r2kd")
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "r2kd", sys.argv[3] if len(sys.argv) > 3 else "gather")

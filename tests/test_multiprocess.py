@@ -54,3 +54,16 @@ def test_two_processes_match_one_on_loss_and_update(tmp_path, loss_name):
     assert any(not torch.equal(initial[k], weights_one[k]) for k in weights_one)
     for key in weights_one:
         torch.testing.assert_close(weights_two[key], weights_one[key], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_without_gathering_the_per_class_term_sees_only_the_local_batch(tmp_path):
+    """gather_across_processes=False: each rank's per-class correlation uses its own half batch, so the loss differs
+    from one process on the whole batch (which is why gathering is the default)."""
+    worker = os.path.join(HERE, "ddp_worker.py")
+    _run([sys.executable, worker, str(tmp_path / "one"), "dist"], tmp_path)
+    _run([*accelerate_2_cpu(), worker, str(tmp_path / "two"), "dist", "nogather"], tmp_path)
+    one, two = (json.load(open(tmp_path / name / "logs.json")) for name in ("one", "two"))
+    assert two["world_size"] == 2
+    assert two["kd_intra"] != pytest.approx(one["kd_intra"], rel=1e-3)  # per-class term: local batches differ
+    assert two["ce"] == pytest.approx(one["ce"], rel=1e-4)  # per-sample terms agree either way

@@ -1,0 +1,84 @@
+"""The seams of the redesign: the setup layer alone, the callbacks alone, and the trainer paths on ready modules."""
+
+import types
+
+import pytest
+import timm
+import torch
+
+from helpers import BlobImages, TinyNet
+from r2kd_hf import R2KDConfig, R2KDTrainer, TeacherEnsemble, TeacherPruningCallback
+from r2kd_hf.callbacks import TeacherValidationCallback
+from r2kd_hf.modeling import NormalizedTeacher
+from r2kd_hf.setup import apply_data_config, check_label_agreement, check_one_batch, resolve_data_config
+
+
+def test_setup_checks_shapes_and_labels_before_any_trainer():
+    batch = {"pixel_values": torch.randn(2, 3, 8, 8), "labels": torch.tensor([0, 1])}
+    check_one_batch(TinyNet(num_classes=4), TinyNet(num_classes=4), batch)
+    with pytest.raises(ValueError, match="differ in shape"):
+        check_one_batch(TinyNet(num_classes=4), TinyNet(num_classes=5), batch)
+    with pytest.raises(KeyError, match="needs 'pixel_values' and 'labels'"):
+        check_one_batch(TinyNet(), None, {"image": batch["pixel_values"]})
+    with pytest.raises(ValueError, match="Class counts disagree"):
+        check_label_agreement(TinyNet(num_classes=4), None, ["a", "b"])
+
+
+def test_one_data_config_is_resolved_and_recorded_on_the_student():
+    student = timm.create_model("cifar_resnet8", num_classes=10)
+    config = resolve_data_config(student, image_size=64, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    assert config["input_size"] == (3, 64, 64) and config["mean"] == (0.485, 0.456, 0.406)
+    apply_data_config(student, config)
+    assert student.pretrained_cfg["input_size"] == (3, 64, 64) and student.pretrained_cfg["std"] == (0.229, 0.224, 0.225)
+
+
+def test_pruning_callback_alone_hands_the_copy_to_the_ensemble(tmp_path):
+    teacher = TinyNet(seed=1, width=16)
+    ensemble = TeacherEnsemble(teacher, pruned_weight=0.3, pruned_bn="running_stats")
+    callback = TeacherPruningCallback(ensemble=ensemble)
+    args = types.SimpleNamespace(teacher_prune_method="l1_unstructured", teacher_prune_amount=0.1, output_dir=str(tmp_path), should_save=True)
+    state = types.SimpleNamespace(global_step=0, log_history=[])
+    callback.on_train_begin(args, state, None)
+    assert ensemble.pruned is not None and ensemble.pruned is not teacher
+    assert state.log_history[-1]["pruned_teacher_sparsity"] == pytest.approx(0.1, abs=0.01)
+    x = torch.randn(3, 3, 8, 8)
+    target, _, raw = ensemble.targets(x)
+    with torch.no_grad():
+        torch.testing.assert_close(target, 0.7 * teacher(x) + 0.3 * ensemble.pruned(x))
+        torch.testing.assert_close(raw, teacher(x))
+    callback.on_train_begin(args, state, None)  # pruned once
+    with pytest.raises(RuntimeError, match="already has a pruned teacher"):
+        ensemble.add_pruned_copy(TinyNet(), {})
+
+
+def test_validation_callback_alone_measures_the_teacher():
+    ensemble = TeacherEnsemble(TinyNet(seed=1))
+    callback = TeacherValidationCallback(ensemble, BlobImages(32, seed=3), batch_size=16)
+    state = types.SimpleNamespace(global_step=0, log_history=[])
+    callback.on_train_begin(None, state, None)
+    assert 0.0 <= state.log_history[-1]["teacher_eval_accuracy"] <= 1.0
+
+
+def _config(tmp_path, **overrides):
+    base = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=16, learning_rate=0.1, optim="sgd", use_cpu=True,
+                report_to="none", save_strategy="no", logging_steps=1, disable_tqdm=True, validate_teacher=False, seed=0)
+    return R2KDConfig(**{**base, **overrides})
+
+
+def test_step_schedule_through_the_trainer(tmp_path):
+    args = _config(tmp_path, num_train_epochs=3, lr_scheduler_type="constant", lr_decay_epochs=[1, 2], lr_decay_rate=0.5)
+    trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1), args=args, train_dataset=BlobImages(32))
+    trainer.train()
+    rates = {round(e["epoch"], 2): e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e}
+    assert rates[0.5] == pytest.approx(0.1) and rates[1.5] == pytest.approx(0.05) and rates[2.5] == pytest.approx(0.025)
+
+
+def test_teacher_renormalisation_through_the_trainer(tmp_path):
+    student = timm.create_model("cifar_resnet8", num_classes=4)
+    teacher = timm.create_model("resnet18", num_classes=4, pretrained=False)  # ImageNet normalisation
+    trainer = R2KDTrainer(model=student, teacher_model=teacher, args=_config(tmp_path, max_steps=1), train_dataset=BlobImages(16, size=32))
+    assert isinstance(trainer.teachers.teacher, NormalizedTeacher)
+    trainer.train()
+    off = R2KDTrainer(model=timm.create_model("cifar_resnet8", num_classes=4), teacher_model=teacher,
+                      args=_config(tmp_path, max_steps=1, renormalize_teacher_inputs=False), train_dataset=BlobImages(16, size=32))
+    assert not isinstance(off.teachers.teacher, NormalizedTeacher)
