@@ -134,7 +134,10 @@ def main(argv=None) -> int:
     scale = SCALES[args.scale]
     results_path = os.path.join(args.work_dir, f"results_{args.scale}.json")
     results = json.load(open(results_path)) if os.path.exists(results_path) else {}
-    selected = [name for name in ROWS if not args.rows or name in args.rows]
+    unknown = [name for name in args.rows or [] if name not in ROWS]
+    if unknown:
+        parser.error(f"unknown row(s) {unknown}; valid: {list(ROWS)}")
+    selected = list(args.rows) if args.rows else list(ROWS)  # in the order given: the most telling rows first
     teacher_info_path = os.path.join(args.work_dir, f"teacher_{args.scale}.json")
     if not args.report_only:
         import torch
@@ -220,7 +223,7 @@ def report(results: dict, selected: list[str], args, teacher_info: dict) -> None
         minutes = statistics.mean(r["seconds"] for r in runs) / 60
         rows.append({"row": name, "seeds": sorted(by_row[name]), **{k: v[0] for k, v in stats.items()},
                      **{f"{k}_std": v[1] for k, v in stats.items()}, "minutes": minutes})
-        cell = lambda k: f"{stats[k][0]:.4f} ± {stats[k][1]:.4f}"  # noqa: E731
+        cell = lambda k: f"{stats[k][0]:.4f} ± {stats[k][1]:.4f}" if len(runs) > 1 else f"{stats[k][0]:.4f} (1 seed)"  # noqa: E731
         lines.append(f"| {name} | {len(runs)} | {cell('val_best')} | {cell('val_final')} | {cell('test')} | {cell('mca')} | {minutes:.1f} |")
 
     def paired(a: str, b: str, key: str):
@@ -243,7 +246,8 @@ def report(results: dict, selected: list[str], args, teacher_info: dict) -> None
         (mean, std), seeds = paired(a, b, key)
         if seeds:
             differences.append({"question": title, "a": a, "b": b, "metric": key, "mean": mean, "std": std, "seeds": seeds})
-            lines.append(f"| {title} | {a} − {b} | {key} | {mean:+.4f} ± {std:.4f} | {seeds} |")
+            spread = f" ± {std:.4f}" if len(seeds) > 1 else " (1 seed: no spread yet)"
+            lines.append(f"| {title} | {a} − {b} | {key} | {mean:+.4f}{spread} | {seeds} |")
     table = "\n".join(lines)
     print(table)
     os.makedirs(args.report_dir, exist_ok=True)
