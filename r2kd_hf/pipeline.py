@@ -21,7 +21,6 @@ from .setup import (
     apply_data_config,
     build_student,
     check_one_batch,
-    create_timm_classifier,
     load_model,
     prune_student_or_resume,
     resolve_data_config,

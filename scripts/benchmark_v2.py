@@ -26,7 +26,6 @@ Writes docs/benchmark_v2.{md,json} and docs/benchmark_v2_{clean_vs_mca,augmentat
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
