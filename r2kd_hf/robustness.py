@@ -12,7 +12,8 @@ authors' generation scripts, with the severity constants of the right benchmark 
 (``make_cifar_c.py``) up to 48 px, Tiny-ImageNet-C (``make_tinyimagenet_c.py``) up to 128 px, ImageNet-C
 (``make_imagenet_c.py``) above. Images are corrupted at the model's input resolution, as uint8 like the
 distributed sets, deterministically for a seed, and cached on disk: a corrupted evaluation set is built once and
-reused by every model evaluated on it.
+reused by every model evaluated on it. ``tests/test_peer_parity.py`` checks them against ``imagecorruptions-imaug``
+(to one grey level where deterministic, in distribution where random).
 """
 
 from __future__ import annotations
