@@ -11,5 +11,12 @@ fi
 args=(-e ".[dev]")
 if [ -n "$CONSTRAINTS" ]; then args=(-c "$CONSTRAINTS" "${args[@]}"); fi
 .venv/bin/python -m pip install -q --disable-pip-version-check "${args[@]}"
+# The parity tests' imagecorruptions-imaug pulls opencv-python, which needs libGL; on a box without it, use the
+# headless build of the same version (same cv2 module, no GUI libraries).
+if ! .venv/bin/python -c "import cv2" >/dev/null 2>&1; then
+  version="$(.venv/bin/python -m pip show opencv-python 2>/dev/null | sed -n 's/^Version: //p')"
+  .venv/bin/python -m pip uninstall -q -y opencv-python
+  .venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "opencv-python-headless${version:+==$version}"
+fi
 # Only where the installed torchvision cannot load its compiled ops (CPU torch + CUDA torchvision).
 .venv/bin/python -m r2kd_hf.fix_torchvision --install-if-needed
