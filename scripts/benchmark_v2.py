@@ -231,22 +231,33 @@ def report(results: dict, selected: list[str], args, teacher_info: dict) -> None
         return _mean_std(diffs), seeds
 
     questions = [
-        ("(a) CutMix view, KD", "KD + CutMix", "KD", "test"), ("(a) CutMix view, DIST", "DIST + CutMix", "DIST", "test"),
-        ("(a) CutMix view, R2KD", "R2KD + CutMix", "R2KD", "test"),
-        ("(b) pruned teacher", "R2KD full", "R2KD + CutMix", "test"),
-        ("(c) robustness, R2KD full vs KD", "R2KD full", "KD", "mca"), ("(c) robustness, R2KD full vs DIST", "R2KD full", "DIST", "mca"),
-        ("(c) robustness, R2KD vs KD (no view)", "R2KD", "KD", "mca"),
-        ("(d) R2KD full vs CE", "R2KD full", "CE", "test"), ("(d) R2KD full vs DIST + CutMix", "R2KD full", "DIST + CutMix", "test"),
+        ("(a) CutMix view, KD", "KD + CutMix", "KD"), ("(a) CutMix view, DIST", "DIST + CutMix", "DIST"),
+        ("(a) CutMix view, R2KD", "R2KD + CutMix", "R2KD"),
+        ("(b) pruned teacher", "R2KD full", "R2KD + CutMix"),
+        ("(c) R2KD vs KD (no view)", "R2KD", "KD"), ("(c) R2KD vs DIST (no view)", "R2KD", "DIST"),
+        ("(c) R2KD full vs KD + CutMix", "R2KD full", "KD + CutMix"), ("(c) R2KD full vs DIST + CutMix", "R2KD full", "DIST + CutMix"),
+        ("(d) R2KD full vs CE", "R2KD full", "CE"), ("(d) R2KD vs CE", "R2KD", "CE"),
+        ("option: Pearson value term", "R2KD full, Pearson value (option)", "R2KD full"),
+        ("option: soft rank term", "R2KD full, soft rank (option)", "R2KD full"),
+        ("option: running-stats pruned teacher", "R2KD full, running-stats pruned teacher (option)", "R2KD full"),
     ]
-    lines += ["", "Paired per-seed differences (same seed, same data order):", "",
-              "| question | A − B | metric | mean ± std | seeds |", "|---|---|---|---|---|"]
+    lines += ["", "Paired per-seed differences (same seed, same data order); `> 0` counts the seeds where A beat B:", "",
+              "| question | A − B | test top-1: mean ± std | > 0 | mCA: mean ± std | > 0 | seeds |",
+              "|---|---|---|---|---|---|---|"]
     differences = []
-    for title, a, b, key in questions:
-        (mean, std), seeds = paired(a, b, key)
+    for title, a, b in questions:
+        cells, seeds = [], []
+        for key in ("test", "mca"):
+            (mean, std), seeds = paired(a, b, key)
+            if not seeds:
+                break
+            diffs = [by_row[a][s][key] - by_row[b][s][key] for s in seeds]
+            differences.append({"question": title, "a": a, "b": b, "metric": key, "mean": mean, "std": std, "seeds": seeds,
+                                "positive": sum(d > 0 for d in diffs)})
+            spread = f" ± {std:.4f}" if len(seeds) > 1 else " (1 seed)"
+            cells += [f"{mean:+.4f}{spread}", f"{sum(d > 0 for d in diffs)}/{len(seeds)}"]
         if seeds:
-            differences.append({"question": title, "a": a, "b": b, "metric": key, "mean": mean, "std": std, "seeds": seeds})
-            spread = f" ± {std:.4f}" if len(seeds) > 1 else " (1 seed: no spread yet)"
-            lines.append(f"| {title} | {a} − {b} | {key} | {mean:+.4f}{spread} | {seeds} |")
+            lines.append(f"| {title} | {a} − {b} | {' | '.join(cells)} | {seeds} |")
     table = "\n".join(lines)
     print(table)
     os.makedirs(args.report_dir, exist_ok=True)
@@ -267,14 +278,25 @@ def report(results: dict, selected: list[str], args, teacher_info: dict) -> None
     figure.tight_layout()
     figure.savefig(os.path.join(args.report_dir, "benchmark_v2_clean_vs_mca.png"), dpi=110)
     plt.close(figure)
-    gains = [(loss, paired(f"{loss} + CutMix", loss, "test")) for loss in ("KD", "DIST", "R2KD")]
-    gains = [(loss, g) for loss, g in gains if g[1]]
-    if gains:
-        figure, axis = plt.subplots(figsize=(5, 3.5))
-        axis.bar([g[0] for g in gains], [g[1][0][0] for g in gains], yerr=[g[1][0][1] for g in gains], capsize=4, color="#4c72b0")
+    losses = [loss for loss in ("KD", "DIST", "R2KD") if paired(f"{loss} + CutMix", loss, "test")[1]]
+    if losses:
+        import numpy as np
+
+        figure, axis = plt.subplots(figsize=(5.5, 3.5))
+        positions = np.arange(len(losses))
+        for offset, (key, label, colour) in zip((-0.18, 0.18), (("test", "clean test top-1", "#4c72b0"), ("mca", "mCA", "#dd8452"))):
+            values = [paired(f"{loss} + CutMix", loss, key)[0] for loss in losses]
+            axis.bar(positions + offset, [v[0] for v in values], width=0.36, yerr=[v[1] for v in values], capsize=4,
+                     color=colour, label=label)
+            for position, loss in zip(positions, losses):  # the individual seeds, so the spread is visible
+                seeds = paired(f"{loss} + CutMix", loss, key)[1]
+                diffs = [by_row[f"{loss} + CutMix"][s][key] - by_row[loss][s][key] for s in seeds]
+                axis.scatter([position + offset] * len(diffs), diffs, color="black", s=10, zorder=3)
+        axis.set_xticks(positions, [f"{loss} (seeds: {len(paired(f'{loss} + CutMix', loss, 'test')[1])})" for loss in losses])
         axis.axhline(0, color="black", linewidth=0.8)
-        axis.set_ylabel("test top-1: + CutMix view − without")
-        axis.set_title("Augmentation gain per loss (paired by seed)", fontsize=9)
+        axis.set_ylabel("+ CutMix view − without")
+        axis.set_title("Augmentation gain per loss (paired by seed, mean ± std)", fontsize=9)
+        axis.legend(fontsize=8)
         figure.tight_layout()
         figure.savefig(os.path.join(args.report_dir, "benchmark_v2_augmentation_gain.png"), dpi=110)
         plt.close(figure)
