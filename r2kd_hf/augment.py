@@ -8,7 +8,6 @@ student, the teacher and the pruned teacher all see exactly the same augmented i
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Callable
 import torch
 
 from . import citations
+from .messages import invalid_choice
 from .modeling import DEFAULT_MEAN, DEFAULT_STD
 
 
@@ -60,9 +60,7 @@ def available_views() -> list[str]:
 
 def view_entry(name: str) -> ViewEntry:
     if name not in _VIEWS:
-        close = difflib.get_close_matches(str(name), list(_VIEWS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown second view {name!r}.{hint} Valid: {', '.join(available_views())}.")
+        raise ValueError(invalid_choice("second view", name, available_views(), "Register your own with @r2kd_hf.register_view('name')."))
     return _VIEWS[name]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from .augment import available_views
+from .messages import invalid_choice
 from .losses import available_losses, hyper_parameter_names, validate_loss_kwargs
 from .pruning.teacher import available_teacher_pruners
 
@@ -208,4 +209,4 @@ def check_distillation_fields(values: Any) -> None:
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"Unknown {name} {value!r}; valid choices: {', '.join(choices)}.")
+        raise ValueError(invalid_choice(name, value, choices))

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from transformers import HfArgumentParser
 
-from .config import R2KDConfig, check_distillation_fields
+from . import cli_snapshot
+from .messages import UsageError, unknown_key_message  # noqa: F401  (re-exported: the recipe's errors)
+
+if TYPE_CHECKING:
+    from .config import R2KDConfig
 
 
 @dataclass
@@ -125,44 +127,39 @@ class DataArguments:
             raise ValueError(f"Unknown transform_style {self.transform_style!r}; valid: timm, cifar.")
 
 
-SECTIONS = {"model": ModelArguments, "data": DataArguments, "training": R2KDConfig}
+def sections() -> dict[str, type]:
+    """The recipe's sections and their dataclasses (the training one imports transformers, hence a function)."""
+    from .config import R2KDConfig
+
+    return {"model": ModelArguments, "data": DataArguments, "training": R2KDConfig}
 
 
-class UsageError(ValueError):
-    """A recipe or command-line mistake (the command line exits with code 2)."""
-
-
-def unknown_key_message(key: str, valid: list[str], where: str, section: str | None, flag: bool = False) -> str:
-    """The closest valid names and where the full list is; short sections list every key."""
-    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
-    shown = "--" + key if flag else repr(key)
-    hint = f" Did you mean {', '.join(('--' + c) if flag else c for c in close)}?" if close else ""
-    if section is not None and len(valid) <= 30:
-        return f"Unknown key {shown} {where}.{hint} Valid keys of {section!r}: {', '.join(valid)}."
-    return (f"Unknown {'option' if flag else 'key'} {shown} {where}.{hint} Every option, with its help, is listed by "
-            "`python scripts/distill.py --help`; `--print_recipe` shows the resolved values.")
+SECTION_NAMES = ("model", "data", "training")
 
 
 def _field_names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
-def load_recipe_file(path: str) -> dict[str, dict[str, Any]]:
-    """Read a recipe and check its sections and keys; returns ``{section: {field: value}}``."""
+def load_recipe_file(path: str, valid_keys: dict[str, list[str]] | None = None) -> dict[str, dict[str, Any]]:
+    """Read a recipe and check its sections and keys; returns ``{section: {field: value}}``.
+
+    ``valid_keys`` (section -> field names) defaults to the dataclasses' fields.
+    """
     if not os.path.exists(path):
         raise FileNotFoundError(f"Recipe {path!r} does not exist. Recipes live in recipes/ (e.g. recipes/quickstart.yaml).")
     with open(path, encoding="utf-8") as handle:
         content = yaml.safe_load(handle) or {}
     if not isinstance(content, dict):
-        raise ValueError(f"Recipe {path!r} must be a mapping with sections {', '.join(SECTIONS)}.")
-    unknown_sections = sorted(set(content) - set(SECTIONS))
+        raise ValueError(f"Recipe {path!r} must be a mapping with sections {', '.join(SECTION_NAMES)}.")
+    unknown_sections = sorted(set(content) - set(SECTION_NAMES))
     if unknown_sections:
-        raise ValueError(f"Recipe {path!r} has unknown section(s) {unknown_sections}; valid sections: {', '.join(SECTIONS)}.")
+        raise ValueError(f"Recipe {path!r} has unknown section(s) {unknown_sections}; valid sections: {', '.join(SECTION_NAMES)}.")
     for section, values in content.items():
         values = values or {}
         if not isinstance(values, dict):
             raise ValueError(f"Section {section!r} of {path!r} must be a mapping of field: value.")
-        valid = _field_names(SECTIONS[section])
+        valid = valid_keys[section] if valid_keys is not None else _field_names(sections()[section])
         for key in values:
             if key not in valid:
                 raise UsageError(unknown_key_message(key, valid, f"in section {section!r} of {path!r}", section))
@@ -186,25 +183,37 @@ def parse_recipe(
     pre.add_argument("--recipe", default=default_recipe)
     pre.add_argument("--print_recipe", action="store_true")
     known, rest = pre.parse_known_args(argv)
-    sections = load_recipe_file(known.recipe) if known.recipe else {}
+    snapshot = cli_snapshot.read()  # answers --help and mistakes without importing torch (see cli_snapshot)
+    if snapshot is not None and ({"-h", "--help"} & set(rest)) and cli_snapshot.help_text(snapshot, known.recipe):
+        print(cli_snapshot.help_text(snapshot, known.recipe))
+        raise SystemExit(0)
+    recipe = load_recipe_file(known.recipe, snapshot["sections"] if snapshot else None) if known.recipe else {}
+    if snapshot is not None:
+        cli_snapshot.check(snapshot, rest, {k: v for values in recipe.values() for k, v in values.items()})
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, R2KDConfig), allow_abbrev=False)  # no silent prefixes
+    from transformers import HfArgumentParser
+
+    from .config import R2KDConfig, check_distillation_fields
+
+    classes = sections()
+    parser = HfArgumentParser(tuple(classes.values()), allow_abbrev=False)  # no silent prefixes
     parser.add_argument("--recipe", default=known.recipe, help="YAML recipe (sections: model, data, training).")
     parser.add_argument("--print_recipe", action="store_true", help="Print the fully resolved recipe and exit.")
-    defaults = {key: value for values in sections.values() for key, value in values.items()}
+    defaults = {key: value for values in recipe.values() for key, value in values.items()}
     if "output_dir" not in defaults and known.recipe:
         defaults["output_dir"] = os.path.join("outputs", os.path.splitext(os.path.basename(known.recipe))[0])
     parser.set_defaults(**defaults)
+    cli_snapshot.write(parser, {name: _field_names(cls) for name, cls in classes.items()}, _registry_choices(), known.recipe)
     # Fast checks on the raw values first: TrainingArguments' own construction imports half of transformers.
     namespace, extra = parser.parse_known_args(args=rest)
     if extra:
         flags = [a for a in extra if a.startswith("--")]
-        valid = [name for cls in SECTIONS.values() for name in _field_names(cls)]
+        valid = [name for cls in classes.values() for name in _field_names(cls)]
         if flags:
             raise UsageError(unknown_key_message(flags[0][2:].split("=")[0], valid, "on the command line", None, flag=True))
         raise UsageError(f"Unexpected argument(s) {' '.join(extra)}: every option is --<field> <value>; see --help.")
     check_distillation_fields(namespace)
-    values = {cls: {name: getattr(namespace, name) for name in _field_names(cls)} for cls in SECTIONS.values()}
+    values = {cls: {name: getattr(namespace, name) for name in _field_names(cls)} for cls in classes.values()}
     model_args, data_args = ModelArguments(**values[ModelArguments]), DataArguments(**values[DataArguments])
     if known.print_recipe:
         from .reference import annotate_recipe_text
@@ -218,6 +227,18 @@ def parse_recipe(
     return model_args, data_args, training_args, {"recipe_path": known.recipe, "recipe_text": text}
 
 
+def _registry_choices() -> dict[str, list[str]]:
+    from .augment import available_views
+    from .config import PRUNED_TEACHER_BN_MODES
+    from .losses import available_losses
+    from .pruning.teacher import available_teacher_pruners
+    from .robustness import CORRUPTIONS
+
+    return {"loss_name": available_losses(), "second_view": available_views(),
+            "teacher_prune_method": available_teacher_pruners(), "pruned_teacher_bn": list(PRUNED_TEACHER_BN_MODES),
+            "corruptions": ["all", *CORRUPTIONS]}
+
+
 def _plain(value: Any) -> Any:
     return getattr(value, "value", value)  # enums (strategies) print as their value
 
@@ -227,5 +248,5 @@ def _dump(model: dict, data: dict, training: dict) -> str:
 
 
 def resolved_recipe_text(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig) -> str:
-    training = {k: v for k, v in training_args.to_dict().items() if k in _field_names(R2KDConfig) and "token" not in k}
+    training = {k: v for k, v in training_args.to_dict().items() if k in _field_names(type(training_args)) and "token" not in k}
     return _dump(dataclasses.asdict(model_args), dataclasses.asdict(data_args), training)

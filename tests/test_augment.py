@@ -77,7 +77,7 @@ def test_cutmixpick_keeps_highest_entropy_on_clean_logits():
 
 def test_unknown_view_and_bad_options():
     assert build_second_view("none") is None
-    with pytest.raises(ValueError, match="Valid: none, mixup, cutmix"):
+    with pytest.raises(ValueError, match="Valid choices: none, mixup, cutmix"):
         build_second_view("mosaic")
     with pytest.raises(ValueError, match="Valid options: \\['alpha'\\]"):
         build_second_view("mixup", beta=3)

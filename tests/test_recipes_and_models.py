@@ -135,3 +135,39 @@ def test_reference_layout_checkpoints_load_strictly(name, tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+
+
+VALID_OVERRIDES = ["--loss_name", "R2KD", "--second_view=cutmix", "--learning_rate", "1e-3", "--corruptions", "fog",
+                   "brightness", "--mean", "0.5", "0.5", "0.5", "--report_to", "none", "--use_cpu", "--optim", "sgd",
+                   "--max_train_samples", "100", "--lr_decay_epochs", "2", "3", "--eval_strategy", "epoch"]
+
+
+def test_cli_snapshot_never_rejects_what_the_parser_accepts(monkeypatch):
+    """The snapshot answers mistakes early; every shipped recipe and a mix of valid overrides must pass it."""
+    from r2kd_hf import cli_snapshot
+
+    recipes = sorted(glob.glob(os.path.join(ROOT, "recipes", "**", "*.yaml"), recursive=True))
+    parse_recipe(["--recipe", recipes[0], *VALID_OVERRIDES])  # the real parser accepts them, and writes the snapshot
+    snapshot = cli_snapshot.read()
+    assert snapshot is not None and "--learning_rate" in snapshot["options"] and "r2kd" in snapshot["choices"]["loss_name"]
+    monkeypatch.setattr(cli_snapshot, "REGISTRY_FIELDS", {})  # as in a fresh command line: registry choices checked
+    for path in recipes:
+        values = {k: v for section in load_recipe_file(path).values() for k, v in section.items()}
+        cli_snapshot.check(snapshot, VALID_OVERRIDES, values)
+    for argv, message in ((["--loss_name", "r2dk"], "Unknown distillation loss 'r2dk'. Did you mean 'r2kd'?"),
+                          (["--optim", "sdg"], "Did you mean 'sgd'?"), (["--learning_rate", "fast"], "expected a number"),
+                          (["--learnin_rate", "1"], "Did you mean --learning_rate"),
+                          (["--corruptions", "fog", "snowstorm"], "Unknown corruption 'snowstorm'")):
+        with pytest.raises(ValueError, match=message):
+            cli_snapshot.check(snapshot, argv, {})
+    with pytest.raises(ValueError, match="Unknown second_view 'mosaic'"):
+        cli_snapshot.check(snapshot, [], {"second_view": "mosaic"})
+
+
+def test_cli_snapshot_is_ignored_when_the_code_or_transformers_changes(monkeypatch):
+    from r2kd_hf import cli_snapshot
+
+    parse_recipe([])
+    assert cli_snapshot.read() is not None
+    monkeypatch.setattr(cli_snapshot, "fingerprint", lambda: "another-version")
+    assert cli_snapshot.read() is None

@@ -1,5 +1,6 @@
 """End-to-end runs of the scripts: the quickstart on digits, a 2-process run, evaluation of the result."""
 
+import glob
 import json
 import math
 import os
@@ -79,7 +80,7 @@ def test_usage_errors_exit_2_with_one_message_and_no_traceback(tmp_path):
     cases = [
         (["--recipe", str(bad)], "Unknown key 'studnet' in section 'model'", "Did you mean student"),
         (["--learning_rat", "0.1"], "Unknown option --learning_rat on the command line", "Did you mean --learning_rate"),
-        (["--second_view", "mosaic"], "Unknown second_view 'mosaic'", "valid choices: none, mixup"),
+        (["--second_view", "mosaic"], "Unknown second_view 'mosaic'", "Valid choices: none, mixup"),
         (["--recipe", str(tmp_path / "missing.yaml")], "does not exist", "recipes/"),
         (["--corruptions", "snowstorm"], "Unknown corruption", "gaussian_noise"),
     ]
@@ -102,6 +103,28 @@ def test_runtime_errors_exit_1_and_debug_shows_the_traceback(tmp_path):
     assert debug.returncode != 0 and "Traceback" in debug.stderr
     resume = cli(["--resume_from_checkpoint", "last", "--output_dir", str(tmp_path / "empty")], tmp_path)
     assert resume.returncode == 1 and "no checkpoint-* folder" in resume.stderr
+
+
+def test_second_command_answers_from_the_snapshot_with_the_same_words(tmp_path):
+    """The first invocation builds the real parser and records it; the next ones answer mistakes and --help from
+    that record without importing torch: same message, same exit code, same help."""
+    def run(*args, home="home"):
+        return subprocess.run([sys.executable, DISTILL, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, HF_HOME=str(tmp_path / home)))
+
+    for args in (["--learnin_rate", "0.1"], ["--loss_name", "r2dk"], ["--second_view", "mosaic"]):
+        first = run(*args)
+        second = run(*args)
+        assert first.returncode == second.returncode == 2, (args, first.stderr[-500:], second.stderr[-500:])
+        assert first.stderr == second.stderr, args
+    assert glob.glob(str(tmp_path / "home" / "r2kd_hf" / "cli" / "*.json"))
+    traced = subprocess.run([sys.executable, "-X", "importtime", DISTILL, "--loss_name", "r2dk"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, HF_HOME=str(tmp_path / "home")))
+    assert traced.returncode == 2 and "Unknown distillation loss" in traced.stderr
+    assert not re.search(r"\|\s+(torch|transformers)$", traced.stderr, re.M)  # answered without the heavy imports
+    help_first, help_second = run("--help", home="fresh"), run("--help", home="fresh")
+    assert help_first.returncode == help_second.returncode == 0 and help_first.stdout.strip() == help_second.stdout.strip()
+    assert "--teacher_prune_amount" in help_second.stdout
 
 
 def test_help_and_print_recipe_answer_without_training(tmp_path):

@@ -7,13 +7,14 @@ returns its named terms plus their sum under ``"loss"``. Its registration declar
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import torch
+
+from ..messages import invalid_choice
 
 LossTerms = dict[str, torch.Tensor]
 CONTEXT_ARGUMENTS = ("labels", "epoch")
@@ -74,12 +75,8 @@ def loss_entry(name: str) -> LossEntry:
     """The registration of ``name``; the error lists the valid names and the closest match."""
     key = str(name).lower()
     if key not in _LOSSES:
-        close = difflib.get_close_matches(key, _LOSSES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"Unknown distillation loss {name!r}.{hint} Valid names: {', '.join(available_losses())}. "
-            "Register your own with @r2kd_hf.register_loss('name')."
-        )
+        raise ValueError(invalid_choice("distillation loss", name, available_losses(),
+                                        "Register your own with @r2kd_hf.register_loss('name')."))
     return _LOSSES[key]
 
 
