@@ -117,5 +117,7 @@ class TeacherValidationCallback(TrainerCallback):
         return metrics
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:  # one rank measures and logs; the others wait at the first collective
+            return
         self.metrics = self.evaluate()
         _log(state, dict(self.metrics))

@@ -54,9 +54,12 @@ def test_pruning_callback_alone_hands_the_copy_to_the_ensemble(tmp_path):
 def test_validation_callback_alone_measures_the_teacher():
     ensemble = TeacherEnsemble(TinyNet(seed=1))
     callback = TeacherValidationCallback(ensemble, BlobImages(32, seed=3), batch_size=16)
-    state = types.SimpleNamespace(global_step=0, log_history=[])
+    state = types.SimpleNamespace(global_step=0, log_history=[], is_world_process_zero=True)
     callback.on_train_begin(None, state, None)
     assert 0.0 <= state.log_history[-1]["teacher_eval_accuracy"] <= 1.0
+    other_rank = types.SimpleNamespace(global_step=0, log_history=[], is_world_process_zero=False)
+    callback.on_train_begin(None, other_rank, None)  # multi-process: only the main process spends time on it
+    assert other_rank.log_history == []
 
 
 def _config(tmp_path, **overrides):
