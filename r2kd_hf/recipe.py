@@ -219,6 +219,7 @@ def parse_recipe(
         from .reference import annotate_recipe_text
 
         training = {k: _plain(v) for k, v in values[R2KDConfig].items() if "token" not in k}
+        training["loss_name"] = str(training["loss_name"]).lower()  # as R2KDConfig stores it
         text = _dump(dataclasses.asdict(model_args), dataclasses.asdict(data_args), training)
         print(annotate_recipe_text(text, {**dataclasses.asdict(data_args), **training}))
         raise SystemExit(0)
