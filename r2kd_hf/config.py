@@ -189,6 +189,10 @@ def check_distillation_fields(values: Any) -> None:
     for name in ("ce_weight", "kd_weight", "aug_kd_weight"):
         if getattr(values, name) < 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(values, name)}.")
+    if loss_name != "none" and loss_name not in available_losses():
+        raise ValueError(invalid_choice("distillation loss", values.loss_name, ["none", *available_losses()],
+                                        "'none' trains with cross-entropy only; register your own loss with "
+                                        "@r2kd_hf.register_loss('name')."))
     if loss_name != "none":
         if "temperature" in loss_kwargs:
             raise ValueError("Set the temperature with the `temperature` field, not inside loss_kwargs.")

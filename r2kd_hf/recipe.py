@@ -235,7 +235,8 @@ def _registry_choices() -> dict[str, list[str]]:
     from .pruning.teacher import available_teacher_pruners
     from .robustness import CORRUPTIONS
 
-    return {"loss_name": available_losses(), "second_view": available_views(),
+    return {"loss_name": ["none", *available_losses()],  # 'none': cross-entropy only, no teacher
+            "second_view": available_views(),
             "teacher_prune_method": available_teacher_pruners(), "pruned_teacher_bn": list(PRUNED_TEACHER_BN_MODES),
             "corruptions": ["all", *CORRUPTIONS]}
 

@@ -154,6 +154,7 @@ def test_cli_snapshot_never_rejects_what_the_parser_accepts(monkeypatch):
     for path in recipes:
         values = {k: v for section in load_recipe_file(path).values() for k, v in section.items()}
         cli_snapshot.check(snapshot, VALID_OVERRIDES, values)
+    cli_snapshot.check(snapshot, ["--loss_name", "none", "--prune_teacher", "false", "--second_view", "none"], {})
     for argv, message in ((["--loss_name", "r2dk"], "Unknown distillation loss 'r2dk'. Did you mean 'r2kd'?"),
                           (["--optim", "sdg"], "Did you mean 'sgd'?"), (["--learning_rate", "fast"], "expected a number"),
                           (["--learnin_rate", "1"], "Did you mean --learning_rate"),
