@@ -268,10 +268,13 @@ def report(results: dict, selected: list[str], args, teacher_info: dict) -> None
                    "paired_differences": differences, "raw": results}, handle, indent=2)
     if not rows:
         return
-    figure, axis = plt.subplots(figsize=(7, 5))
-    for r in rows:
-        axis.errorbar(r["test"], r["mca"], xerr=r["test_std"], yerr=r["mca_std"], fmt="o", capsize=3)
-        axis.annotate(r["row"].replace(" (option)", "*"), (r["test"], r["mca"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    figure, axis = plt.subplots(figsize=(9, 5))
+    markers = "osD^vP*Xhp<>"
+    for index, r in enumerate(rows):  # a legend, not labels by the points: the R2KD rows sit within a point of each other
+        label = f"{r['row'].replace(' (option)', '*')} ({len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''})"
+        axis.errorbar(r["test"], r["mca"], xerr=r["test_std"], yerr=r["mca_std"], fmt=markers[index % len(markers)],
+                      capsize=3, color=f"C{index % 10}", label=label)
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     axis.set_xlabel("clean test top-1")
     axis.set_ylabel("mean corruption accuracy (mCA)")
     axis.set_title("Clean accuracy vs robustness (mean ± std over seeds; * = library option)", fontsize=9)
