@@ -20,6 +20,8 @@ Rows: CE; KD; KD + CutMix; DIST; DIST + CutMix; R2KD; R2KD + CutMix; R2KD full (
 library's options on top of R2KD full: Pearson value term, differentiable (soft) rank term, running-statistics pruned
 teacher. Seeds 0, 1, 2; the seed also fixes the data order, so every row sees the same batches for a given seed.
 Runs go seed by seed (all rows of seed 0 first), so an interrupted benchmark still has complete, comparable seeds.
+Keep the work dir's teacher with its results: a teacher retrained elsewhere is not bit-identical, so the script
+refuses to distil new rows into a cache whose teacher is gone (use a new --work_dir and rerun the baselines there).
 Writes docs/benchmark_v2.{md,json} and docs/benchmark_v2_{clean_vs_mca,augmentation_gain}.png.
 """
 
@@ -143,8 +145,17 @@ def main(argv=None) -> int:
 
         from r2kd_hf.robustness import clean_images
 
-        splits = load_splits(args.dataset, scale)
         teacher_dir = os.path.join(args.work_dir, f"teacher_{args.scale}_{scale['teacher']}")
+        if not os.path.exists(os.path.join(teacher_dir, "config.json")):
+            finished = [key for key in results if results[key].get("row") != "CE"]
+            if finished:  # a retrained teacher is not bit-identical across machines: new rows would not be paired
+                parser.error(
+                    f"{results_path} holds {len(finished)} finished distillation runs, but their teacher is gone from "
+                    f"{teacher_dir}. A teacher retrained on another machine differs (seen here: test top-1 0.6664 vs "
+                    f"0.6702 with the same seed), so new rows would not be comparable with the cached ones. Restore "
+                    f"{teacher_dir}, or start a separate comparison with a new --work_dir (and rerun the baseline rows "
+                    f"there).")
+        splits = load_splits(args.dataset, scale)
         if not os.path.exists(os.path.join(teacher_dir, "config.json")):
             train_teacher(splits, scale, teacher_dir, args, teacher_info_path)
         test = splits[3]
