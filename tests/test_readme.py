@@ -13,6 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
 
 
+ACCURACY_TOLERANCE = 0.02  # about 7 of the quickstart's 360 test images; the README says so next to its table
+
+
 def blocks(language: str, section: str) -> list[str]:
     body = README.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
     return [code for lang, code in re.findall(r"^```(\w*)\n(.*?)^```", body, re.S | re.M) if lang == language]
@@ -38,7 +41,9 @@ def test_quickstart_prints_the_readme_table(tmp_path):
     run([sys.executable, os.path.join(ROOT, "scripts", "distill.py"), "--output_dir", str(out)], tmp_path)
     rows = {row["model"]: row for row in json.loads((out / "summary.json").read_text())["rows"]}
     for name, (accuracy, params, macs) in documented.items():
-        assert f"{rows[name]['accuracy']:.4f}" == accuracy, name
+        # Deterministic on one machine, not across CPUs: float reductions differ, and 2-core Xeons of this project
+        # measured 0.9778 and 0.9667 for the student (4 of the 360 test images). Counts below are exact.
+        assert abs(rows[name]["accuracy"] - float(accuracy)) <= ACCURACY_TOLERANCE, (name, rows[name]["accuracy"], accuracy)
         assert (f"{rows[name]['params']:,}" if rows[name]["params"] else "-") == params, name
         assert (f"{rows[name]['macs']:,}" if rows[name]["macs"] else "-") == macs, name
 
