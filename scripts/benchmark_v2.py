@@ -146,7 +146,8 @@ def main(argv=None) -> int:
         from r2kd_hf.robustness import clean_images
 
         teacher_dir = os.path.join(args.work_dir, f"teacher_{args.scale}_{scale['teacher']}")
-        if not os.path.exists(os.path.join(teacher_dir, "config.json")):
+        teacher_ready = os.path.exists(os.path.join(teacher_dir, "config.json"))
+        if not teacher_ready:
             finished = [key for key in results if results[key].get("row") != "CE"]
             if finished:  # a retrained teacher is not bit-identical across machines: new rows would not be paired
                 parser.error(
@@ -156,7 +157,7 @@ def main(argv=None) -> int:
                     f"{teacher_dir}, or start a separate comparison with a new --work_dir (and rerun the baseline rows "
                     f"there).")
         splits = load_splits(args.dataset, scale)
-        if not os.path.exists(os.path.join(teacher_dir, "config.json")):
+        if not teacher_ready:
             train_teacher(splits, scale, teacher_dir, args, teacher_info_path)
         test = splits[3]
         subset = test if scale["corruption_images"] is None else test.shuffle(seed=0).select(range(scale["corruption_images"]))
