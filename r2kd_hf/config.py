@@ -13,9 +13,11 @@ from .augment import available_views
 from .messages import invalid_choice
 from .losses import available_losses, hyper_parameter_names, validate_loss_kwargs
 from .pruning.teacher import available_teacher_pruners
+from .teachers import TEACHER_PRECISION_CHOICES
 
 logger = logging.getLogger(__name__)
 PRUNED_TEACHER_BN_MODES = ("batch_stats", "running_stats")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -128,6 +130,27 @@ class R2KDConfig(TrainingArguments):
         metadata={"help": "Re-normalise inputs for the teacher when its timm data config differs from the student's."},
     )
 
+    # The fast path (docs/benchmarks.md, "Fast path"). Defaults keep the reference's fp32, eager, NCHW teachers.
+    teacher_precision: str = field(
+        default="fp32",
+        metadata={"help": "Precision of the teacher forwards (autocast): fp32 (reference), bf16, fp16, or auto (bf16 where "
+                          "the accelerator supports it, else fp32). Targets stay fp32. Unavailable here: one warning, fp32."},
+    )
+    channels_last: bool = field(
+        default=False,
+        metadata={"help": "Channels-last memory format for the student, the teachers and the inputs of convolutional "
+                          "networks (faster convolutions on GPUs with tensor cores and on many CPUs)."},
+    )
+    compile_teachers: bool = field(
+        default=False,
+        metadata={"help": "torch.compile the teacher and its pruned copy, once, before any accelerate/DDP wrapping. If "
+                          "compiling fails on this machine (e.g. no C compiler for inductor): one warning, eager teachers."},
+    )
+    teacher_compile_mode: str = field(
+        default="default",
+        metadata={"help": f"torch.compile mode of the teachers: {', '.join(COMPILE_MODES)}."},
+    )
+
     lr_decay_epochs: list[float] | None = field(
         default=None,
         metadata={"help": "Multiply the learning rate by lr_decay_rate at these epochs (step schedule of the KD papers, e.g. 150 180 210)."},
@@ -203,6 +226,8 @@ def check_distillation_fields(values: Any) -> None:
     _check_choice("second_view", values.second_view, tuple(available_views()))
     _check_choice("teacher_prune_method", values.teacher_prune_method, tuple(available_teacher_pruners()))
     _check_choice("pruned_teacher_bn", values.pruned_teacher_bn, PRUNED_TEACHER_BN_MODES)
+    _check_choice("teacher_precision", values.teacher_precision, TEACHER_PRECISION_CHOICES)
+    _check_choice("teacher_compile_mode", values.teacher_compile_mode, COMPILE_MODES)
     if not 0.0 < values.teacher_prune_amount < 1.0:
         raise ValueError(f"teacher_prune_amount must be in (0, 1), got {values.teacher_prune_amount} (reference 0.1).")
     if not 0.0 <= values.pruned_teacher_weight < 1.0:

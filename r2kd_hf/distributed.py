@@ -43,26 +43,29 @@ def _sizes(tensor: torch.Tensor) -> list[int]:
     return [int(s.item()) for s in sizes]
 
 
-def gather_batch(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-    """Concatenate each tensor's rows from every rank (rank order). Gradients flow back to the local rows.
+def gather_batch(*tensors: torch.Tensor | None, equal_sizes: bool = False) -> tuple[torch.Tensor | None, ...]:
+    """Concatenate each tensor's rows from every rank (rank order) with one all-gather; gradients flow back to the
+    local rows. With one process this returns the inputs.
 
-    Ranks may hold different batch sizes (padding is handled). With one process this returns the inputs.
+    The tensors (same number of rows) are packed side by side into one fp32 tensor (labels are exact in fp32 below
+    2^24 classes), gathered once and unpacked. ``equal_sizes=True`` (accelerate's ``even_batches``: every rank holds
+    the same batch size) skips the exchange of batch sizes, so the step has no host synchronisation; otherwise ranks
+    may hold different batch sizes (padding is handled).
     """
     if world_size() == 1:
         return tensors
-    reference = next(t for t in tensors if t is not None)
-    sizes = _sizes(reference)
-    gathered = []
-    for tensor in tensors:
-        if tensor is None:
-            gathered.append(None)
-        elif tensor.requires_grad:
-            gathered.append(_GatherWithGrad.apply(tensor, sizes))
-        else:
-            with torch.no_grad():
-                gathered.append(_GatherWithGrad.apply(tensor, sizes))
-    return tuple(gathered)
-
+    present = [t for t in tensors if t is not None]
+    rows = present[0].shape[0]
+    flat = [t.reshape(rows, -1) for t in present]
+    packed = torch.cat([f.to(torch.float32) for f in flat], dim=1)
+    sizes = [rows] * world_size() if equal_sizes else _sizes(packed)
+    if packed.requires_grad:
+        gathered = _GatherWithGrad.apply(packed, sizes)
+    else:
+        with torch.no_grad():
+            gathered = _GatherWithGrad.apply(packed, sizes)
+    parts = iter(gathered.split([f.shape[1] for f in flat], dim=1))
+    return tuple(None if t is None else next(parts).reshape(-1, *t.shape[1:]).to(t.dtype) for t in tensors)
 
 
 def prepare_deepspeed_inference(model: torch.nn.Module, accelerator) -> torch.nn.Module:

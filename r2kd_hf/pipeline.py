@@ -49,6 +49,21 @@ def resolved_data_config(student, data_args: DataArguments) -> dict:
     return resolve_data_config(student, data_args.image_size, data_args.mean, data_args.std)
 
 
+def uses_small_image_path(data_args: DataArguments, data_config: dict) -> bool:
+    """The in-memory, on-device training transform applies to the cifar style without PIL-only policies, up to 64 px."""
+    from .small_images import MAX_SIZE
+
+    return (data_args.small_image_path and data_args.transform_style == "cifar" and not data_args.auto_augment
+            and not data_args.random_erasing and int(data_config["input_size"][-1]) <= MAX_SIZE)
+
+
+def cache_dir(data_args: DataArguments, kind: str) -> str:
+    if kind == "corruptions" and data_args.corruption_cache_dir:
+        return data_args.corruption_cache_dir
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return os.path.join(home, "r2kd_hf", kind)
+
+
 def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArguments, output_dir: str | None = None):
     train_tf, eval_tf = build_transforms(
         data_config, style=data_args.transform_style, auto_augment=data_args.auto_augment,
@@ -56,21 +71,31 @@ def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArgum
     )
     skip = data_args.skip_corrupt_images
     splits = {"train": data.splits["train"], "eval": data.splits["eval"]}
+    in_memory = uses_small_image_path(data_args, data_config)
+    removed = {"train": [], "eval": []}
+    if in_memory:  # decoding every training image once is also its verification
+        from .small_images import in_memory_split
+
+        size = int(data_config["input_size"][-1])
+        padding = data_args.crop_padding if data_args.crop_padding is not None else max(size // 8, 1)
+        train_set, removed["train"] = in_memory_split(splits.pop("train"), size, data_config["mean"], data_config["std"],
+                                                      padding, cache_dir(data_args, "small_images"), skip, "train")
     if data_args.verify_images:
-        removed = {}
         for name in splits:
             splits[name], removed[name] = verify_images(splits[name], skip, data_args.verify_workers, name)
-        if any(removed.values()):
-            for name, bad in removed.items():
-                for item in bad[:20]:
-                    logger.warning("Skipped %s image: %s", name, item["problem"])
-            if output_dir:
-                os.makedirs(output_dir, exist_ok=True)
-                with open(os.path.join(output_dir, "skipped_images.json"), "w", encoding="utf-8") as handle:
-                    json.dump(removed, handle, indent=2)
-            logger.warning("Skipped %d unreadable train and %d eval images (listed in skipped_images.json).",
-                           len(removed["train"]), len(removed["eval"]))
-    return prepare_dataset(splits["train"], train_tf, skip), prepare_dataset(splits["eval"], eval_tf, skip)
+    if any(removed.values()):
+        for name, bad in removed.items():
+            for item in bad[:20]:
+                logger.warning("Skipped %s image: %s", name, item["problem"])
+        if output_dir:
+            os.makedirs(output_dir, exist_ok=True)
+            with open(os.path.join(output_dir, "skipped_images.json"), "w", encoding="utf-8") as handle:
+                json.dump(removed, handle, indent=2)
+        logger.warning("Skipped %d unreadable train and %d eval images (listed in skipped_images.json).",
+                       len(removed["train"]), len(removed["eval"]))
+    if not in_memory:
+        train_set = prepare_dataset(splits["train"], train_tf, skip)
+    return train_set, prepare_dataset(splits["eval"], eval_tf, skip)
 
 
 def resolve_resume(value, output_dir: str) -> str | None:
@@ -136,7 +161,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
         model_args.student_prune_round_to, resume,
     )
     train_set, eval_set = transformed_splits(data, data_config, data_args, training_args.output_dir)
-    check_one_batch(student, teacher, ImageClassificationCollator()([train_set[i] for i in range(min(2, len(train_set)))]))
+    check_one_batch(student, teacher, ImageClassificationCollator()([eval_set[i] for i in range(min(2, len(eval_set)))]))
     lineage = {"teacher": teacher_spec, "teacher_revision": model_args.teacher_revision, "dataset": data.source,
                "train_split": data.train_split, "eval_split": data.eval_split, "recipe": info.get("recipe_text")}
     trainer = R2KDTrainer(model=student, args=training_args, teacher_model=teacher, train_dataset=train_set, eval_dataset=eval_set,
@@ -159,13 +184,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     return summary
 
 
-def corruption_cache_dir(data_args: DataArguments) -> str:
-    if data_args.corruption_cache_dir:
-        return data_args.corruption_cache_dir
-    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
-    return os.path.join(home, "r2kd_hf", "corruptions")
-
-
 def evaluate_robustness(trainer: R2KDTrainer, data: LoadedData, data_config: dict, data_args: DataArguments, output_dir: str) -> dict:
     """Common-corruption accuracy of the trained model on the eval split; written next to the model and into the card."""
     from .plots import plot_corruption_accuracy
@@ -175,7 +193,7 @@ def evaluate_robustness(trainer: R2KDTrainer, data: LoadedData, data_config: dic
     images, labels = clean_images(data.splits["eval"], size, data_args.corruption_max_images)
     model = trainer.accelerator.unwrap_model(trainer.model)
     report = evaluate_corruptions(model, images, labels, data_config["mean"], data_config["std"], data_args.corruptions,
-                                  data_args.corruption_severities, seed=trainer.args.seed, cache_dir=corruption_cache_dir(data_args))
+                                  data_args.corruption_severities, seed=trainer.args.seed, cache_dir=cache_dir(data_args, "corruptions"))
     report["dataset"], report["split"] = data.source, data.eval_split
     save_report(report, os.path.join(output_dir, "robustness.json"))
     plot_corruption_accuracy(report, os.path.join(output_dir, "corruption_accuracy.png"))

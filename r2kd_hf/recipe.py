@@ -117,6 +117,12 @@ class DataArguments:
     corruption_cache_dir: str | None = field(
         default=None, metadata={"help": "Where corrupted sets are cached (default: $HF_HOME/r2kd_hf/corruptions)."}
     )
+    small_image_path: bool = field(
+        default=True,
+        metadata={"help": "cifar transform style, images up to 64 px, no auto_augment/random_erasing: decode the training "
+                          "images once into memory (cached under $HF_HOME/r2kd_hf/small_images) and pad-crop-flip-normalise "
+                          "whole batches on the training device. False: the per-image PIL pipeline (same pixels)."},
+    )
 
     def __post_init__(self) -> None:
         if self.corruptions:

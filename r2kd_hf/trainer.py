@@ -33,7 +33,7 @@ from .metrics import topk_accuracy
 from .modeling import DEFAULT_MEAN, DEFAULT_STD, data_config_of, logits_of
 from .saving import save_classifier
 from .setup import check_label_agreement, dataset_label_names, load_model, prepare_teacher
-from .teachers import TeacherEnsemble
+from .teachers import TeacherEnsemble, resolve_teacher_precision
 
 logger = logging.getLogger(__name__)
 TRAINING_ARGS_JSON = "training_args.json"
@@ -90,6 +90,11 @@ class R2KDTrainer(Trainer):
             check_hub_access(args)
         label_names = dataset_label_names(train_dataset)
         model = load_model(model, role="student", num_labels=len(label_names) if label_names else None)
+        self.channels_last = args.channels_last and _is_convolutional(model)
+        if args.channels_last and not self.channels_last:
+            logger.warning("channels_last=True has no effect on %s: it has no 2-d convolution.", type(model).__name__)
+        if self.channels_last:  # before the optimizer and any wrapper see the parameters
+            model = model.to(memory_format=torch.channels_last)
         self.lineage = dict(lineage or {})
         teacher = None
         if args.uses_teacher:
@@ -97,6 +102,8 @@ class R2KDTrainer(Trainer):
                 raise ValueError(f"loss_name={args.loss_name!r} needs a `teacher_model`; use loss_name='none' to train with CE only.")
             self.lineage.setdefault("teacher", teacher_model if isinstance(teacher_model, str) else type(teacher_model).__name__)
             teacher = prepare_teacher(load_model(teacher_model, role="teacher"), model, args.renormalize_teacher_inputs)
+            if self.channels_last and _is_convolutional(teacher):
+                teacher = teacher.to(memory_format=torch.channels_last)
         check_label_agreement(model, teacher, label_names)
 
         callbacks = list(callbacks or [])
@@ -110,7 +117,11 @@ class R2KDTrainer(Trainer):
         )
         self.teachers = None
         if teacher is not None:
-            self.teachers = TeacherEnsemble(self._place_frozen(teacher), args.pruned_teacher_weight, args.pruned_teacher_bn, args.fuse_teacher_views)
+            self.teachers = TeacherEnsemble(
+                self._place_frozen(teacher), args.pruned_teacher_weight, args.pruned_teacher_bn, args.fuse_teacher_views,
+                precision=resolve_teacher_precision(args.teacher_precision, args.device),
+                compile_mode=args.teacher_compile_mode if args.compile_teachers else None,
+            )
             for callback in pruning:
                 callback.ensemble = callback.ensemble or self.teachers
             if args.validate_teacher and eval_dataset is not None:
@@ -125,6 +136,9 @@ class R2KDTrainer(Trainer):
         self._pending_terms: dict[str, torch.Tensor] = {}
         self._pending_steps = 0
         self.skipped_images = 0  # unreadable images dropped by the collator (skip_corrupt_images=True)
+        # the small-image path: uint8 batches, augmented here on the device (r2kd_hf.small_images)
+        self.device_transform = getattr(train_dataset, "device_transform", None)
+        self._augment_counter = (-1, 0)
 
     def _place_frozen(self, module: nn.Module) -> nn.Module:
         if self.is_deepspeed_enabled:
@@ -136,7 +150,12 @@ class R2KDTrainer(Trainer):
     # ------------------------------------------------------------------ the distillation step
     def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch=None):
         pixel_values, labels = inputs["pixel_values"], inputs.get("labels")
-        self.skipped_images += int(inputs.get("skipped_images", 0))
+        if "skipped_images" in inputs:
+            self.skipped_images += int(inputs["skipped_images"])
+        if pixel_values.dtype == torch.uint8:
+            pixel_values = self._device_augment(pixel_values, model.training)
+        if self.channels_last and pixel_values.dim() == 4:
+            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         student_logits = logits_of(model(pixel_values))
         if not model.training:  # evaluation: the teacher is skipped, the loss is plain CE
             loss = F.cross_entropy(student_logits.float(), labels) if labels is not None else student_logits.new_zeros(())
@@ -145,11 +164,26 @@ class R2KDTrainer(Trainer):
             self._remember(terms)
         return (loss, {"logits": student_logits}) if return_outputs else loss
 
+    def _device_augment(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        """The small-image path's transform on the device; its randomness is a function of (seed, step, process,
+        micro-batch), so a resumed run draws the same crops and flips as an uninterrupted one."""
+        if self.device_transform is None:
+            raise ValueError("The batch holds uint8 images but the training dataset carries no device_transform; build it "
+                             "with r2kd_hf.small_images.in_memory_split, or convert images with r2kd_hf.data.prepare_dataset.")
+        generator = None
+        if train:
+            step, micro = self._augment_counter
+            micro = micro + 1 if step == self.state.global_step else 0
+            self._augment_counter = (self.state.global_step, micro)
+            seed = hash((self.args.seed, self.state.global_step, micro, self.args.process_index)) % (2**63)
+            generator = torch.Generator(device=images.device).manual_seed(seed)
+        return self.device_transform(images, train=train, generator=generator)
+
     def distillation_step(self, model, pixel_values, labels, student_logits) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(loss, named terms)`` of one training batch: CE + KD on the clean view, KD on the second view."""
         args, gather = self.args, self.args.gather_across_processes and world_size() > 1
         if self.teachers is None:  # cross-entropy only (teachers, baselines)
-            s, y = gather_batch(student_logits, labels) if gather else (student_logits, labels)
+            s, y = gather_batch(student_logits, labels, equal_sizes=self._even_batches) if gather else (student_logits, labels)
             ce = F.cross_entropy(s.float(), y)
             return args.ce_weight * ce, {"ce": ce}
         view, epoch = self.second_view, self.current_epoch_number
@@ -160,18 +194,22 @@ class R2KDTrainer(Trainer):
             augmented = view(pixel_values, teacher_logits=raw_teacher)
             target_aug, _, _ = self.teachers.targets(augmented)
 
-        s, t, y = gather_batch(student_logits, target, labels) if gather else (student_logits, target, labels)
+        s, t, y = gather_batch(student_logits, target, labels, equal_sizes=self._even_batches) if gather else (student_logits, target, labels)
         ce = F.cross_entropy(s.float(), y)
         kd = self.distillation_loss(s, t, labels=y, epoch=epoch)
         loss = args.ce_weight * ce + args.kd_weight * kd.pop("loss")
         terms = {"ce": ce, **kd}
         if augmented is not None:  # the second view gets the KD terms only; its label is the teacher's prediction
             s_aug = logits_of(model(augmented))
-            s_aug, t_aug = gather_batch(s_aug, target_aug) if gather else (s_aug, target_aug)
+            s_aug, t_aug = gather_batch(s_aug, target_aug, equal_sizes=self._even_batches) if gather else (s_aug, target_aug)
             aug = self.distillation_loss(s_aug, t_aug, labels=t_aug.argmax(1), epoch=epoch)
             loss = loss + args.aug_kd_weight * aug.pop("loss")
             terms.update({f"aug_{k}": v for k, v in aug.items()})
         return loss, terms
+
+    @property
+    def _even_batches(self) -> bool:
+        return bool(getattr(self.accelerator, "even_batches", False))
 
     @property
     def current_epoch_number(self) -> int:
@@ -254,3 +292,7 @@ class R2KDTrainer(Trainer):
                 f"The model (config.json, model.safetensors) and its card are complete in {self.args.output_dir!r}; retry "
                 f"with trainer.push_to_hub() or `hf upload {repo} {self.args.output_dir}` once the Hub is reachable."
             ) from error
+
+
+def _is_convolutional(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())

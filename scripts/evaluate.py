@@ -52,14 +52,14 @@ def main(argv=None) -> int:
         metrics["cpu_latency_ms_batch1"] = round(cpu_latency_ms(model, size, 1), 3)
         metrics["cpu_latency_ms_batch64"] = round(cpu_latency_ms(model, size, 64, repeats=10), 3)
     if args.corruptions is not None:
-        from r2kd_hf.pipeline import corruption_cache_dir
+        from r2kd_hf.pipeline import cache_dir
         from r2kd_hf.plots import plot_corruption_accuracy
         from r2kd_hf.robustness import check_names, clean_images, evaluate_corruptions
 
         check_names(args.corruptions, args.severities)
         baseline = json.load(open(args.baseline, encoding="utf-8")) if args.baseline else None
         images, labels = clean_images(data.splits["eval"], size[-1], args.max_samples)
-        cache = args.corruption_cache_dir or corruption_cache_dir(data_args)
+        cache = args.corruption_cache_dir or cache_dir(data_args, "corruptions")
         report = evaluate_corruptions(model, images, labels, data_config["mean"], data_config["std"], args.corruptions,
                                       args.severities, cache_dir=cache, baseline=baseline)
         metrics["robustness"] = report

@@ -69,8 +69,14 @@ def prune_teacher_copy(
         raise ValueError(f"The teacher pruning amount must be in (0, 1), got {amount}.")
     pruned = copy.deepcopy(teacher)
     pruned.requires_grad_(False)
+    channels_last = any(p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last)
+                        for p in pruned.parameters())
+    if channels_last:  # torch's pruning flattens weights with .view(): prune in the default layout, then restore
+        pruned = pruned.to(memory_format=torch.contiguous_format)
     report: dict[str, Any] = {"method": method, "amount": amount}
     report.update(_PRUNERS[method](pruned, amount, example_inputs))
+    if channels_last:
+        pruned = pruned.to(memory_format=torch.channels_last)
     sparsity = weight_sparsity(pruned)
     report["sparsity_overall"] = sparsity.pop("overall")
     report["sparsity_per_layer"] = sparsity
