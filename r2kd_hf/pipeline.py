@@ -65,6 +65,7 @@ def cache_dir(data_args: DataArguments, kind: str) -> str:
 
 
 def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArguments, output_dir: str | None = None):
+    """``(train, eval, skipped)``: the transformed splits, and the unreadable images dropped from each."""
     train_tf, eval_tf = build_transforms(
         data_config, style=data_args.transform_style, auto_augment=data_args.auto_augment,
         random_erasing=data_args.random_erasing, crop_padding=data_args.crop_padding,
@@ -95,7 +96,7 @@ def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArgum
                        len(removed["train"]), len(removed["eval"]))
     if not in_memory:
         train_set = prepare_dataset(splits["train"], train_tf, skip)
-    return train_set, prepare_dataset(splits["eval"], eval_tf, skip)
+    return train_set, prepare_dataset(splits["eval"], eval_tf, skip), removed
 
 
 def resolve_resume(value, output_dir: str) -> str | None:
@@ -141,6 +142,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     """Train (``role="teacher"``: CE only) or distil, then evaluate, save, summarise and plot. Returns the summary."""
     from transformers import set_seed
 
+    if training_args.push_to_hub and training_args.should_save:  # before any work, the run's own teacher included
+        from .hub import check_hub_access
+
+        check_hub_access(training_args)
     set_seed(training_args.seed)
     # data_seed (TrainingArguments) fixes the subset and held-out split independently of the training seed
     data = load_data(data_args, training_args.data_seed if training_args.data_seed is not None else training_args.seed)
@@ -160,7 +165,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
         student, model_args.prune_student, data_config["input_size"], model_args.student_prune_importance,
         model_args.student_prune_round_to, resume,
     )
-    train_set, eval_set = transformed_splits(data, data_config, data_args, training_args.output_dir)
+    train_set, eval_set, skipped = transformed_splits(data, data_config, data_args, training_args.output_dir)
     check_one_batch(student, teacher, ImageClassificationCollator()([eval_set[i] for i in range(min(2, len(eval_set)))]))
     lineage = {"teacher": teacher_spec, "teacher_revision": model_args.teacher_revision, "dataset": data.source,
                "train_split": data.train_split, "eval_split": data.eval_split, "recipe": info.get("recipe_text")}
@@ -168,7 +173,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
                           data_config=data_config, lineage=lineage)
     trainer.train(resume_from_checkpoint=resume)
     metrics = _latest_eval(trainer) or trainer.evaluate()  # no second pass when the last step was just evaluated
-    trainer.save_model()
+    if not training_args.push_to_hub:  # push_to_hub saves the model itself, once, with the final card
+        trainer.save_model()
     summary = {}
     robustness = None
     if trainer.is_world_process_zero():
@@ -178,6 +184,11 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
         with open(os.path.join(training_args.output_dir, "recipe.yaml"), "w", encoding="utf-8") as handle:
             handle.write(info.get("recipe_text") or "")
         summary = summarize(trainer, metrics, data_config, student_report, role, robustness)
+        trainer.files_to_publish.update(["recipe.yaml", "summary.json", "trainer_state.json", "training_curves.png"])
+        if robustness:
+            trainer.files_to_publish.update(["robustness.json", "corruption_accuracy.png"])
+        if os.path.exists(os.path.join(training_args.output_dir, "skipped_images.json")) and any(skipped.values()):
+            trainer.files_to_publish.add("skipped_images.json")
     if training_args.push_to_hub:
         trainer.push_to_hub()
     trainer.accelerator.wait_for_everyone()  # other ranks may read this folder next (e.g. a teacher trained here)

@@ -30,7 +30,7 @@ from .config import R2KDConfig
 from .distributed import gather_batch, world_size
 from .losses import bind_loss
 from .metrics import topk_accuracy
-from .modeling import DEFAULT_MEAN, DEFAULT_STD, data_config_of, logits_of
+from .modeling import DEFAULT_MEAN, DEFAULT_STD, data_config_of, logits_of, unwrap
 from .saving import save_classifier
 from .setup import check_label_agreement, dataset_label_names, load_model, prepare_teacher
 from .teachers import TeacherEnsemble, resolve_teacher_precision
@@ -84,10 +84,6 @@ class R2KDTrainer(Trainer):
             raise TypeError(f"args must be an R2KDConfig (got {type(args).__name__}); R2KDConfig accepts every TrainingArguments field.")
         if model is None:
             raise ValueError("Pass the student as `model=` (an nn.Module; strings go through r2kd_hf.load_model).")
-        if args.push_to_hub and args.should_save:  # find an unreachable Hub or a missing token before any training
-            from .hub import check_hub_access
-
-            check_hub_access(args)
         label_names = dataset_label_names(train_dataset)
         model = load_model(model, role="student", num_labels=len(label_names) if label_names else None)
         self.channels_last = args.channels_last and _is_convolutional(model)
@@ -96,6 +92,7 @@ class R2KDTrainer(Trainer):
         if self.channels_last:  # before the optimizer and any wrapper see the parameters
             model = model.to(memory_format=torch.channels_last)
         self.lineage = dict(lineage or {})
+        self.files_to_publish: set[str] = set()  # what push_to_hub uploads: the files this run wrote (names in output_dir)
         teacher = None
         if args.uses_teacher:
             if teacher_model is None:
@@ -257,15 +254,24 @@ class R2KDTrainer(Trainer):
         """Write the student in the one student format (:mod:`r2kd_hf.saving`) and the training arguments as JSON.
 
         timm, transformers and :func:`r2kd_hf.load_student` load the folder; nothing in it is pickled. Checkpoints
-        (``checkpoint-*``) use the same files for the model; their optimizer and RNG states are Trainer's own.
+        (``checkpoint-*``) use the same files for the model; their optimizer and RNG states are Trainer's own. As in
+        ``transformers.Trainer``, a call from user code with ``push_to_hub=True`` also pushes (one commit).
         """
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:  # sharded weights: Trainer gathers them
-            return super().save_model(output_dir, _internal_call)
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        if self.args.should_save:
-            save_classifier(self.accelerator.unwrap_model(self.model), output_dir, label_names=dataset_label_names(self.train_dataset))
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:  # sharded weights: Trainer gathers them
+            super().save_model(output_dir, _internal_call=True)
+            if self.args.should_save:
+                from .pruning.serialization import record_of, write_record
+
+                record = record_of(unwrap(self.accelerator.unwrap_model(self.model)))
+                if record is not None:  # the pruned architecture must travel with the gathered weights
+                    write_record(record, output_dir)
+        elif self.args.should_save:
+            written = save_classifier(self.accelerator.unwrap_model(self.model), output_dir, label_names=dataset_label_names(self.train_dataset))
             with open(os.path.join(output_dir, TRAINING_ARGS_JSON), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
+            if os.path.abspath(output_dir) == os.path.abspath(self.args.output_dir):
+                self.files_to_publish.update([*written, TRAINING_ARGS_JSON])
         if self.args.push_to_hub and not _internal_call:
             self.push_to_hub(commit_message="Model save")
 
@@ -278,15 +284,40 @@ class R2KDTrainer(Trainer):
         os.makedirs(self.args.output_dir, exist_ok=True)
         card = build_model_card(self, model_name=model_name, extra_tags=[tags] if isinstance(tags, str) else tags)
         card.save(os.path.join(self.args.output_dir, "README.md"))
+        self.files_to_publish.add("README.md")
+
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        """``Trainer.init_hf_repo`` (called before any training when ``push_to_hub``), with an actionable error."""
+        from .hub import hub_access_error
+
+        try:
+            super().init_hf_repo(token=token, private=private)
+        except Exception as error:  # noqa: BLE001 - every failure here means "cannot publish": say what to do
+            raise hub_access_error(self.args, error) from None
 
     def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True, **kwargs):
-        """``Trainer.push_to_hub``; the local folder is completed first, and a failed upload says how to retry."""
+        """Upload this run's student, card and records to ``hub_model_id`` in **one commit**.
+
+        The local folder is completed first (model, training arguments, card). Only the files this run wrote are
+        uploaded (``files_to_publish``: never ``checkpoint-*``, a ``teacher/`` trained by the run, or leftovers of an
+        earlier run in the same folder). A failed upload says what is where and how to retry.
+        """
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=kwargs.get("token"))
         self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
         self.create_model_card(**{k: v for k, v in kwargs.items() if k in ("model_name", "tags")})
+        files = sorted(f for f in self.files_to_publish if os.path.isfile(os.path.join(self.args.output_dir, f)))
+        from huggingface_hub import HfApi
+
         try:
-            return super().push_to_hub(commit_message=commit_message, blocking=blocking, **kwargs)
+            return HfApi(token=kwargs.get("token", self.args.hub_token)).upload_folder(
+                repo_id=self.hub_model_id, folder_path=self.args.output_dir, commit_message=commit_message,
+                allow_patterns=files, revision=kwargs.get("revision", self.args.hub_revision), run_as_future=not blocking,
+            )
         except Exception as error:
-            repo = self.args.hub_model_id or os.path.basename(os.path.abspath(self.args.output_dir))
+            repo = self.hub_model_id
             raise RuntimeError(
                 f"Pushing to the Hub repo {repo!r} failed ({type(error).__name__}: {str(error).splitlines()[0][:300]}). "
                 f"The model (config.json, model.safetensors) and its card are complete in {self.args.output_dir!r}; retry "

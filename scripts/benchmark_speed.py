@@ -44,6 +44,9 @@ SCALES = {
     "cpu": dict(student="cifar_resnet8", teacher="cifar_resnet20", batch=64, steps=12, warmup=4, train_images=3000,
                 large_student="resnet18", large_teacher="resnet34", large_batch=8, large_steps=3, large_warmup=2,
                 workers=2, jpeg_images=192, parts_repeats=5),
+    "smoke": dict(student="cifar_resnet8", teacher="cifar_resnet8", batch=16, steps=2, warmup=2, train_images=200,  # checks the
+                  large_student="resnet18", large_teacher="resnet18", large_batch=2, large_steps=1, large_warmup=2,  # script,
+                  workers=1, jpeg_images=16, parts_repeats=1),  # measures nothing
 }
 METHODS = {
     "CE": dict(loss_name="none"),
@@ -217,14 +220,14 @@ class ReadyTensors:
 def timm_kd_step_s(models, dataset, opts, batch: int, steps: int, warmup: int, workers: int) -> float:
     """timm.task.LogitDistillationTask in the loop of timm's train.py (train_one_epoch), per-step median."""
     import torch
-    from timm.task import LogitDistillationTask
+    from timm.task import DistillationTeacher, LogitDistillationTask
     from torch.utils.data import DataLoader
 
     from r2kd_hf.collate import ImageClassificationCollator
 
     device = torch.device(opts.device)
     student = copy.deepcopy(models["student"]).to(device)
-    teacher = copy.deepcopy(models["teacher"]).to(device)
+    teacher = DistillationTeacher(copy.deepcopy(models["teacher"]).to(device), device=device)
     task = LogitDistillationTask(student, teacher, loss_type="kl", distill_loss_weight=0.9, task_loss_weight=0.1,
                                  temperature=4.0, device=device, verbose=False)
     optimizer = torch.optim.SGD(task.trainable_module.parameters(), lr=0.05, momentum=0.9)

@@ -6,7 +6,8 @@ commit, and read model and dataset repos: ``POST /api/repos/create``, ``POST /ap
 ``GET /api/{models,datasets}/<repo>[/revision/<rev>]``, ``GET /api/{models,datasets}/<repo>/tree/<rev>[/<path>]``,
 ``POST /api/{models,datasets}/<repo>/paths-info/<rev>``, ``HEAD/GET /[datasets/]<repo>/resolve/<rev>/<path>``.
 Run it as a script (``python hub_server.py PORT_FILE [--fail-commits] [--seed DIR]``): it writes its port to
-PORT_FILE, keeps uploaded model files under ``<PORT_FILE>.files/`` so a test can inspect exactly what arrived, and
+PORT_FILE, keeps uploaded model files under ``<PORT_FILE>.files/`` so a test can inspect exactly what arrived (and
+``<PORT_FILE>.files/_commits.json``: every commit's file list, by repo, so a test can count commits), and
 with ``--seed DIR`` serves the repos laid out as ``DIR/{models,datasets}/<org>/<name>/...``.
 """
 
@@ -24,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FILES: dict[str, dict[str, bytes]] = {}  # model repos, by repo id
 DATASETS: dict[str, dict[str, bytes]] = {}  # dataset repos, by repo id
+COMMITS: dict[str, list[list[str]]] = {}  # model repos: the file paths of every commit, in order
 COMMIT = "0" * 40
 LOCK = threading.Lock()
 
@@ -87,10 +89,13 @@ class HubHandler(BaseHTTPRequestHandler):
             if self.fail_commits:
                 return self._send(500, {"error": "Internal Server Error (simulated)"})
             with LOCK:
+                paths = []
                 for line in body.decode().splitlines():
                     item = json.loads(line)
                     if item.get("key") == "file":
                         FILES.setdefault(repo, {})[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                        paths.append(item["value"]["path"])
+                COMMITS.setdefault(repo, []).append(sorted(paths))
                 self._persist(repo)
             return self._send(200, {"commitUrl": f"{endpoint}/{repo}/commit/{COMMIT}", "commitOid": COMMIT})
         return self._send(404, {"error": f"no route {self.path}"})
@@ -98,6 +103,9 @@ class HubHandler(BaseHTTPRequestHandler):
     def _persist(self, repo: str) -> None:
         if not self.store_dir:
             return
+        os.makedirs(self.store_dir, exist_ok=True)
+        with open(os.path.join(self.store_dir, "_commits.json"), "w") as handle:  # what tests count
+            json.dump(COMMITS, handle)
         for path, content in FILES[repo].items():
             target = os.path.join(self.store_dir, repo, path)
             os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -179,6 +179,8 @@ def test_pushed_student_loads_back_through_timm_transformers_and_load_student(tm
     arrived = os.path.join(store, *repo_id.split("/"))
     files = set(os.listdir(arrived))
     assert {"README.md", "config.json", "model.safetensors", "training_args.json"} <= files
+    commits = json.load(open(os.path.join(store, "_commits.json")))[repo_id]
+    assert len(commits) == 1 and set(commits[0]) == files  # trainer.push_to_hub(): one commit, everything in it
     assert not [f for f in files if f.endswith(PICKLE_SUFFIXES)], files  # nothing pushed needs unpickling
     card = open(os.path.join(arrived, "README.md")).read()
     for expected in ("r2kd_hf.load_student", "timm.create_model('hf-hub:", "loss | r2kd", "teacher pruning | l1_unstructured, amount 0.1",

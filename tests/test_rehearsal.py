@@ -72,6 +72,8 @@ def logged(out) -> list[dict]:
 @pytest.mark.slow
 def test_fgvr_cub_headline_command_from_the_hub_to_the_hub(hub, tmp_path):
     out = tmp_path / "cub"
+    out.mkdir()
+    (out / "notes_from_an_earlier_run.txt").write_text("not this run's")  # a leftover must not be published
     launch(hub, "fgvr_cub.yaml", out,
            "--student", "cifar_resnet8", "--student_pretrained", "false", "--image_size", "32", "--num_train_epochs", "1",
            "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64", "--logging_steps", "2",
@@ -88,7 +90,10 @@ def test_fgvr_cub_headline_command_from_the_hub_to_the_hub(hub, tmp_path):
     assert config["architecture"] == "cifar_resnet8" and config["num_classes"] == 200 and len(config["label_names"]) == 200
     assert config["pretrained_cfg"]["input_size"] == [3, 32, 32]  # the size it was trained at, not the default
     pushed = os.path.join(hub["store"], "tester", "cub-student")
-    assert {"config.json", "model.safetensors", "README.md"} <= set(os.listdir(pushed))
+    commits = json.load(open(os.path.join(hub["store"], "_commits.json")))["tester/cub-student"]
+    assert len(commits) == 1  # one run, one commit, with the final card and records
+    assert set(commits[0]) == {"config.json", "model.safetensors", "README.md", "training_args.json", "recipe.yaml",
+                               "summary.json", "trainer_state.json", "training_curves.png"}
     assert not [f for f in os.listdir(pushed) if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
     card = open(os.path.join(pushed, "README.md")).read()
     assert "base_model: anonauthors/cub200-timm-resnet50" in card and "Donghyun99/CUB-200-2011" in card
