@@ -1,17 +1,15 @@
 """r2kd_hf: robustness-reinforced knowledge distillation (R2KD) for image classification on the Hugging Face stack.
 
-Public names are imported on first use, so ``import r2kd_hf`` (and the command line's argument checks) stay fast;
-the paper's architectures are registered with timm as soon as timm is imported.
+``import r2kd_hf`` registers the paper's ``cifar_*`` networks and the ``r2kd_pruned`` architecture with timm (so it
+imports timm: about 3 s on a 2-core CPU) and changes nothing else: no import hooks, no patched packages. The other
+public names are imported on first use.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from . import _timm_registration, _torchvision_fix
-
-_torchvision_fix.install_hook()  # before anything imports torchvision (a no-op where its ops load)
-_timm_registration.install()
+from . import models  # noqa: F401  (registers the architectures with timm)
 
 __version__ = "0.1.0"
 

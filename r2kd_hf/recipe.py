@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from . import cli_snapshot
 from .messages import UsageError, unknown_key_message  # noqa: F401  (re-exported: the recipe's errors)
 
 if TYPE_CHECKING:
@@ -189,13 +188,7 @@ def parse_recipe(
     pre.add_argument("--recipe", default=default_recipe)
     pre.add_argument("--print_recipe", action="store_true")
     known, rest = pre.parse_known_args(argv)
-    snapshot = cli_snapshot.read()  # answers --help and mistakes without importing torch (see cli_snapshot)
-    if snapshot is not None and ({"-h", "--help"} & set(rest)) and cli_snapshot.help_text(snapshot, known.recipe):
-        print(cli_snapshot.help_text(snapshot, known.recipe))
-        raise SystemExit(0)
-    recipe = load_recipe_file(known.recipe, snapshot["sections"] if snapshot else None) if known.recipe else {}
-    if snapshot is not None:
-        cli_snapshot.check(snapshot, rest, {k: v for values in recipe.values() for k, v in values.items()})
+    recipe = load_recipe_file(known.recipe) if known.recipe else {}
 
     from transformers import HfArgumentParser
 
@@ -209,7 +202,6 @@ def parse_recipe(
     if "output_dir" not in defaults and known.recipe:
         defaults["output_dir"] = os.path.join("outputs", os.path.splitext(os.path.basename(known.recipe))[0])
     parser.set_defaults(**defaults)
-    cli_snapshot.write(parser, {name: _field_names(cls) for name, cls in classes.items()}, _registry_choices(), known.recipe)
     # Fast checks on the raw values first: TrainingArguments' own construction imports half of transformers.
     namespace, extra = parser.parse_known_args(args=rest)
     if extra:
@@ -232,19 +224,6 @@ def parse_recipe(
     training_args = R2KDConfig(**values[R2KDConfig])
     text = resolved_recipe_text(model_args, data_args, training_args)
     return model_args, data_args, training_args, {"recipe_path": known.recipe, "recipe_text": text}
-
-
-def _registry_choices() -> dict[str, list[str]]:
-    from .augment import available_views
-    from .config import PRUNED_TEACHER_BN_MODES
-    from .losses import available_losses
-    from .pruning.teacher import available_teacher_pruners
-    from .robustness import CORRUPTIONS
-
-    return {"loss_name": ["none", *available_losses()],  # 'none': cross-entropy only, no teacher
-            "second_view": available_views(),
-            "teacher_prune_method": available_teacher_pruners(), "pruned_teacher_bn": list(PRUNED_TEACHER_BN_MODES),
-            "corruptions": ["all", *CORRUPTIONS]}
 
 
 def _plain(value: Any) -> Any:

@@ -92,7 +92,9 @@ def check_names(corruptions, severities) -> tuple[list[str], list[int]]:
     names = list(CORRUPTIONS) if not corruptions or list(corruptions) == ["all"] else list(corruptions)
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
-        raise ValueError(f"Unknown corruption(s) {unknown}; valid: all, {', '.join(CORRUPTIONS)}.")
+        from .messages import invalid_choice
+
+        raise ValueError(invalid_choice("corruption", unknown[0], ["all", *CORRUPTIONS]))
     levels = list(severities or SEVERITIES)
     if any(s not in SEVERITIES for s in levels):
         raise ValueError(f"Severities must be among 1-5, got {levels}.")

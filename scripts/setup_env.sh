@@ -18,5 +18,6 @@ if ! .venv/bin/python -c "import cv2" >/dev/null 2>&1; then
   .venv/bin/python -m pip uninstall -q -y opencv-python
   .venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "opencv-python-headless${version:+==$version}"
 fi
-# Only where the installed torchvision cannot load its compiled ops (CPU torch + CUDA torchvision).
-.venv/bin/python -m r2kd_hf.fix_torchvision --install-if-needed
+# A property of this kind of machine, not of the package: where the installed torchvision cannot load its compiled
+# ops (a CPU torch beside a CUDA-only torchvision wheel), install an import fix into .venv (scripts/dev/).
+.venv/bin/python scripts/dev/torchvision_cpu_fix.py --install-if-needed

@@ -13,10 +13,6 @@ os.environ.update(
     TOKENIZERS_PARALLELISM="false",
 )
 
-from r2kd_hf import _torchvision_fix  # noqa: E402
-
-_torchvision_fix.install_hook()
-
 import pytest  # noqa: E402
 import torch  # noqa: E402
 

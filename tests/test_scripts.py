@@ -105,26 +105,20 @@ def test_runtime_errors_exit_1_and_debug_shows_the_traceback(tmp_path):
     assert resume.returncode == 1 and "no checkpoint-* folder" in resume.stderr
 
 
-def test_second_command_answers_from_the_snapshot_with_the_same_words(tmp_path):
-    """The first invocation builds the real parser and records it; the next ones answer mistakes and --help from
-    that record without importing torch: same message, same exit code, same help."""
-    def run(*args, home="home"):
-        return subprocess.run([sys.executable, DISTILL, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                              env=dict(os.environ, HF_HOME=str(tmp_path / home)))
-
-    for args in (["--learnin_rate", "0.1"], ["--loss_name", "r2dk"], ["--second_view", "mosaic"]):
-        first = run(*args)
-        second = run(*args)
-        assert first.returncode == second.returncode == 2, (args, first.stderr[-500:], second.stderr[-500:])
-        assert first.stderr == second.stderr, args
-    assert glob.glob(str(tmp_path / "home" / "r2kd_hf" / "cli" / "*.json"))
-    traced = subprocess.run([sys.executable, "-X", "importtime", DISTILL, "--loss_name", "r2dk"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300, env=dict(os.environ, HF_HOME=str(tmp_path / "home")))
-    assert traced.returncode == 2 and "Unknown distillation loss" in traced.stderr
-    assert not re.search(r"\|\s+(torch|transformers)$", traced.stderr, re.M)  # answered without the heavy imports
-    help_first, help_second = run("--help", home="fresh"), run("--help", home="fresh")
-    assert help_first.returncode == help_second.returncode == 0 and help_first.stdout.strip() == help_second.stdout.strip()
-    assert "--teacher_prune_amount" in help_second.stdout
+def test_import_adds_no_hook_and_registers_the_architectures(tmp_path):
+    """``import r2kd_hf`` changes no other package's import machinery and writes nothing; the cifar_* networks work."""
+    # The CI box's own torchvision fix (scripts/dev/, installed into .venv) removes itself on torchvision's import:
+    # it belongs to the machine, so it is left out of the comparison.
+    probe = ("import sys; mine = lambda: [f for f in sys.meta_path if type(f).__name__ != '_TorchvisionCpuFix']; "
+             "before = mine(); import r2kd_hf, timm; after = mine(); assert after == before, (before, after); "
+             "m = timm.create_model('cifar_resnet8', num_classes=3); print('ok', sum(p.numel() for p in m.parameters()))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, HF_HOME=str(tmp_path / "home")))
+    assert result.returncode == 0 and result.stdout.startswith("ok "), result.stderr[-2000:]
+    assert os.listdir(tmp_path) == []  # nothing written (no $HF_HOME cache, no files in the working directory)
+    package = os.path.join(ROOT, "r2kd_hf")
+    sources = [open(os.path.join(d, f)).read() for d, _, files in os.walk(package) for f in files if f.endswith(".py")]
+    assert not [s for s in sources if "meta_path" in s or "torchvision::nms" in s]  # no hook, no torchvision patch
 
 
 def test_help_and_print_recipe_answer_without_training(tmp_path):

@@ -1,6 +1,7 @@
-"""Make ``import torchvision`` work where its compiled ops cannot load.
+"""Development set-up only: make ``import torchvision`` work where its compiled ops cannot load.
 
-Some machines only have a CUDA build of torchvision next to a CPU build of torch (see the README, "CPU-only
+This is a property of one kind of machine, not of r2kd_hf: the package never imports it. Some machines (our CPU CI
+box among them) only have a CUDA build of torchvision next to a CPU build of torch (see the README, "CPU-only
 machines"). Its ``_C`` extension then fails to load and ``torchvision/_meta_registrations.py`` crashes the whole
 import with ``RuntimeError: operator torchvision::nms does not exist``; timm, transformers' ``Trainer`` and the
 ``accelerate`` CLI all import torchvision, so everything breaks.
@@ -10,9 +11,10 @@ nothing else happens) and, only if that fails, declares the two operator schemas
 Transforms, models and timm then work; only torchvision's C++ ops (``nms``, ``roi_align``) and ``torchvision.io``
 decoders stay unavailable, and r2kd_hf decodes images with PIL.
 
-``python -m r2kd_hf.fix_torchvision --install-if-needed`` probes a fresh interpreter and, only when torchvision
-cannot be imported, installs the hook as a ``.pth`` file so that every interpreter (``accelerate launch`` workers
-included) gets it. This module imports nothing heavy at import time.
+``python scripts/dev/torchvision_cpu_fix.py --install-if-needed`` (run by ``scripts/setup_env.sh``) probes a fresh
+interpreter and, only when torchvision cannot be imported, installs this file into the virtual environment's
+``site-packages`` with a ``.pth`` line, so that every interpreter of that environment (``accelerate launch`` workers
+included) gets it. Machines with matching torch and torchvision builds never install it.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def install_pth(site_dir: str | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv not in (["--install-if-needed"], ["--check"]):
-        print("usage: python -m r2kd_hf.fix_torchvision [--install-if-needed | --check]", file=sys.stderr)
+        print("usage: python scripts/dev/torchvision_cpu_fix.py [--install-if-needed | --check]", file=sys.stderr)
         return 2
     clean = torchvision_imports_cleanly()
     if argv == ["--check"]:
@@ -122,5 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# Imported from the .pth file (as r2kd_hf_torchvision_fix) or from the package: register the lazy hook.
-install_hook()
+if __name__ == "__main__":
+    raise SystemExit(main())
+else:  # imported from the .pth file (as r2kd_hf_torchvision_fix): register the lazy hook
+    install_hook()
