@@ -1,7 +1,8 @@
 """The command line's contract: one clear message and an exit code, a traceback only with ``--debug``.
 
-Exit codes: 0 success; 2 a usage or recipe error (unknown key or flag, invalid value, missing file), found before
-anything heavy is imported or trained; 1 a runtime error (data, models, Hub, training); 130 interrupted.
+Exit codes: 0 success; 2 a usage, recipe or input error (unknown key or flag, out-of-range value, missing file, a
+dataset with fewer than two classes, a teacher folder trained with other settings, a damaged checkpoint), found before
+any training; 1 a runtime error (data, models, Hub, training); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -35,9 +36,16 @@ def main(argv: list[str] | None, job: Callable, default_recipe: str | None = Non
         print(f"error: {_message(error)}", file=sys.stderr)
         return 2
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    from .messages import UsageError
+
     try:
         job(*parsed)
         _end_process_group()
+    except UsageError as error:  # an input mistake found before training (the data, a stale teacher, a checkpoint)
+        if debug:
+            raise
+        print(f"error: {_message(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -10,7 +10,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from .augment import available_views
-from .messages import invalid_choice
+from .messages import FieldError, check_range, invalid_choice
 from .losses import available_losses, hyper_parameter_names, validate_loss_kwargs
 from .pruning.teacher import available_teacher_pruners
 from .teachers import TEACHER_PRECISION_CHOICES
@@ -199,6 +199,7 @@ def check_distillation_fields(values: Any) -> None:
 
     The command line calls this before TrainingArguments exists, so a wrong value is reported in seconds.
     """
+    check_training_ranges(values)
     loss_name = str(values.loss_name).lower()
     loss_kwargs = _as_dict("loss_kwargs", values.loss_kwargs)
     _as_dict("second_view_kwargs", values.second_view_kwargs)
@@ -207,11 +208,6 @@ def check_distillation_fields(values: Any) -> None:
             raise ValueError("lr_decay_epochs are in epochs: set num_train_epochs and leave max_steps unset (-1).")
         if sorted(values.lr_decay_epochs) != list(values.lr_decay_epochs) or min(values.lr_decay_epochs) <= 0:
             raise ValueError(f"lr_decay_epochs must be increasing positive epochs, got {values.lr_decay_epochs}.")
-    if not values.temperature > 0:
-        raise ValueError(f"temperature must be > 0 (got {values.temperature}); the reference value is 4.")
-    for name in ("ce_weight", "kd_weight", "aug_kd_weight"):
-        if getattr(values, name) < 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(values, name)}.")
     if loss_name != "none" and loss_name not in available_losses():
         raise ValueError(invalid_choice("distillation loss", values.loss_name, ["none", *available_losses()],
                                         "'none' trains with cross-entropy only; register your own loss with "
@@ -228,12 +224,38 @@ def check_distillation_fields(values: Any) -> None:
     _check_choice("pruned_teacher_bn", values.pruned_teacher_bn, PRUNED_TEACHER_BN_MODES)
     _check_choice("teacher_precision", values.teacher_precision, TEACHER_PRECISION_CHOICES)
     _check_choice("teacher_compile_mode", values.teacher_compile_mode, COMPILE_MODES)
-    if not 0.0 < values.teacher_prune_amount < 1.0:
-        raise ValueError(f"teacher_prune_amount must be in (0, 1), got {values.teacher_prune_amount} (reference 0.1).")
-    if not 0.0 <= values.pruned_teacher_weight < 1.0:
-        raise ValueError(f"pruned_teacher_weight must be in [0, 1), got {values.pruned_teacher_weight} (reference 0.3).")
     if loss_name == "none" and (values.prune_teacher or values.second_view != "none"):
         raise ValueError("loss_name='none' trains without a teacher: set prune_teacher=False and second_view='none'.")
+
+
+def check_training_ranges(values: Any) -> None:
+    """The numeric fields a run cannot train with, refused before anything is built (each names its allowed range)."""
+    import os
+
+    if values.max_steps is not None and values.max_steps != -1:
+        check_range(values, "max_steps", 1, hint="Use -1 (the default) to train for num_train_epochs.")
+    else:
+        check_range(values, "num_train_epochs", 0, low_open=True, hint="Or set max_steps to a positive number of steps.")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        check_range(values, name, 1)
+    check_range(values, "learning_rate", 0, low_open=True, hint="The reference uses 0.05 (SGD) on CIFAR.")
+    check_range(values, "weight_decay", 0)
+    check_range(values, "max_grad_norm", 0, hint="0 disables clipping (the reference).")
+    check_range(values, "warmup_steps", 0)
+    check_range(values, "lr_decay_rate", 0, 1, low_open=True)
+    check_range(values, "temperature", 0, low_open=True, hint="The reference value is 4.")
+    for name in ("ce_weight", "kd_weight", "aug_kd_weight"):
+        check_range(values, name, 0)
+    check_range(values, "teacher_prune_amount", 0, 1, low_open=True, high_open=True, hint="Reference 0.1.")
+    check_range(values, "pruned_teacher_weight", 0, 1, high_open=True, hint="Reference 0.3.")
+    for name in ("logging_steps", "save_steps", "eval_steps"):
+        value = getattr(values, name, None)
+        if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            raise FieldError(name, value, "it must be > 0 (a step count, or a fraction of the run below 1)")
+    output_dir = getattr(values, "output_dir", None)
+    if output_dir and os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise FieldError("output_dir", output_dir, "it names an existing file, not a folder",
+                         "Give a new or existing folder (the run writes its model, card and records there).")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -82,6 +82,12 @@ def _find_column(dataset: datasets.Dataset, wanted: str | None, candidates: tupl
         for name, feature in dataset.features.items():
             if isinstance(feature, datasets.Image):
                 return name
+    if kind == "label" and columns == ["image"]:  # what datasets' imagefolder gives for a single class folder
+        from .messages import UsageError
+
+        raise UsageError(
+            "The dataset has images but no labels: an imagefolder with a single class folder (or none) has nothing to "
+            "classify. Put each class's images in its own sub-folder, at least two classes (<root>/train/<class>/*.png).")
     raise KeyError(
         f"Found no {kind} column among {columns} (looked for {', '.join(candidates)}). Name it with "
         f"--{kind}_column <column>."
@@ -129,6 +135,14 @@ def load_image_dataset(
 
     train = normalise(train)
     id2label = _label_names(train)
+    if len(id2label) < 2:
+        from .messages import UsageError
+
+        found = f"one class ({next(iter(id2label.values()))!r})" if id2label else "no classes"
+        raise UsageError(
+            f"The dataset {source!r} has {found} in its {train_split!r} split (label column {label_name!r}); a classifier "
+            "needs at least two. For an imagefolder, put each class's images in its own sub-folder "
+            "(<root>/train/<class>/*.png); for other datasets, name the label column with label_column.")
     if eval_split is None:
         if not 0 < validation_fraction < 1:
             raise ValueError(f"The dataset has no eval split, and validation_fraction={validation_fraction} is not in (0, 1).")

@@ -100,7 +100,11 @@ def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArgum
 
 
 def resolve_resume(value, output_dir: str) -> str | None:
-    """``--resume_from_checkpoint`` as in transformers' examples: a path, or ``true``/``last`` for the newest one."""
+    """``--resume_from_checkpoint`` as in transformers' examples: a path, or ``true``/``last`` for the newest one.
+
+    The checkpoint's model file is checked first: a damaged one (a run killed while writing) is named, with the
+    newest intact checkpoint to resume from instead.
+    """
     if value in (None, "", False, "false", "False", "no"):
         return None
     if value is True or str(value).lower() in ("true", "last", "yes"):
@@ -109,17 +113,89 @@ def resolve_resume(value, output_dir: str) -> str | None:
         last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
         if last is None:
             raise FileNotFoundError(f"--resume_from_checkpoint {value}: there is no checkpoint-* folder in {output_dir!r} to resume from.")
-        return last
-    if not os.path.isdir(str(value)):
+        path = last
+    elif not os.path.isdir(str(value)):
         raise FileNotFoundError(f"--resume_from_checkpoint {value!r} is not a folder; give a checkpoint-* folder, or true/last.")
-    return str(value)
+    else:
+        path = str(value)
+    problem = checkpoint_problem(path)
+    if problem:
+        from .messages import UsageError
+
+        parent = os.path.dirname(os.path.abspath(path))
+        intact = [c for c in _checkpoints(parent) if c != os.path.abspath(path) and not checkpoint_problem(c)]
+        advice = (f"Resume from the newest intact one: --resume_from_checkpoint {intact[-1]}" if intact else
+                  "No intact checkpoint is left in that folder: start the run again without --resume_from_checkpoint.")
+        raise UsageError(f"The checkpoint {path!r} is damaged: {problem}. {advice} (and delete the damaged folder).")
+    return path
+
+
+def _checkpoints(folder: str) -> list[str]:
+    found = [os.path.join(folder, d) for d in os.listdir(folder) if d.startswith("checkpoint-") and d.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.rsplit("-", 1)[-1]))
+
+
+def checkpoint_problem(path: str) -> str | None:
+    """Why ``path`` cannot be resumed from (a truncated model file, unreadable trainer state), or ``None``."""
+    import struct
+
+    weights = os.path.join(path, "model.safetensors")
+    if not os.path.exists(weights):
+        return "it has no model.safetensors"
+    size = os.path.getsize(weights)
+    try:
+        with open(weights, "rb") as handle:
+            header_size = struct.unpack("<Q", handle.read(8))[0]
+            header = json.loads(handle.read(header_size)) if 8 + header_size <= size else None
+    except (struct.error, ValueError, UnicodeDecodeError):
+        header = None
+    if header is None:
+        return f"{weights} has a truncated or unreadable header ({size:,} bytes)"
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + header_size + end != size:
+        return f"{weights} is {size:,} bytes but its header describes {8 + header_size + end:,} (cut short while writing)"
+    try:
+        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as handle:
+            json.load(handle)
+    except (OSError, ValueError):
+        return "its trainer_state.json is missing or unreadable"
+    return None
+
+
+TEACHER_SETTINGS = "teacher_settings.json"
+
+
+def teacher_settings(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig) -> dict:
+    """What a teacher trained by the run depends on; recorded beside it, compared before it is reused."""
+    return {"teacher_arch": model_args.teacher_arch, "train_teacher_epochs": model_args.train_teacher_epochs,
+            "teacher_learning_rate": model_args.teacher_learning_rate or training_args.learning_rate,
+            "dataset": data_args.dataset, "dataset_config": data_args.dataset_config, "train_split": data_args.train_split,
+            "max_train_samples": data_args.max_train_samples, "image_size": data_args.image_size,
+            "transform_style": data_args.transform_style, "seed": training_args.seed,
+            "per_device_train_batch_size": training_args.per_device_train_batch_size}
 
 
 def train_teacher(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig, info: dict, output_dir: str) -> str:
-    """Fine-tune a teacher with cross-entropy only, through the same pipeline; returns its folder."""
-    if os.path.exists(os.path.join(output_dir, "config.json")):
-        logger.info("Reusing the teacher in %s", output_dir)
-        return output_dir
+    """Train the run's teacher with cross-entropy only (once); returns its folder.
+
+    A teacher already in ``output_dir`` is reused only when the settings recorded with it match this run's; otherwise
+    the run stops and says which setting differs (``retrain_teacher`` retrains it). ``max_steps`` is the student's: the
+    teacher trains for ``train_teacher_epochs``.
+    """
+    wanted = teacher_settings(model_args, data_args, training_args)
+    record = os.path.join(output_dir, TEACHER_SETTINGS)
+    if os.path.exists(os.path.join(output_dir, "config.json")) and not model_args.retrain_teacher:
+        from .messages import UsageError
+
+        recorded = json.load(open(record, encoding="utf-8")) if os.path.exists(record) else None
+        if recorded == wanted:
+            logger.info("Reusing the teacher in %s (trained with the same settings)", output_dir)
+            return output_dir
+        differs = ("it has no record of its settings" if recorded is None else
+                   "; ".join(f"{k}: {recorded.get(k)!r} there, {v!r} now" for k, v in wanted.items() if recorded.get(k) != v))
+        raise UsageError(
+            f"{output_dir} holds a teacher trained with other settings ({differs}). Retrain it with --retrain_teacher "
+            f"true, use it as it is with --teacher {output_dir}, or give another --output_dir.")
     teacher_args = dataclasses.replace(
         training_args,
         output_dir=output_dir,
@@ -127,6 +203,7 @@ def train_teacher(model_args: ModelArguments, data_args: DataArguments, training
         prune_teacher=False,
         second_view="none",
         num_train_epochs=model_args.train_teacher_epochs or training_args.num_train_epochs,
+        max_steps=-1,
         learning_rate=model_args.teacher_learning_rate or training_args.learning_rate,
         push_to_hub=False,
         save_strategy="no",
@@ -135,6 +212,9 @@ def train_teacher(model_args: ModelArguments, data_args: DataArguments, training
     )
     teacher_model_args = dataclasses.replace(model_args, student=model_args.teacher_arch, prune_student=None, student_from_teacher=False)
     run(teacher_model_args, data_args, teacher_args, info, role="teacher")
+    if teacher_args.should_save:
+        with open(record, "w", encoding="utf-8") as handle:
+            json.dump(wanted, handle, indent=2)
     return output_dir
 
 

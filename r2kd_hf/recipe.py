@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .messages import UsageError, unknown_key_message  # noqa: F401  (re-exported: the recipe's errors)
+from .messages import FieldError, UsageError, check_range, unknown_key_message  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from .config import R2KDConfig
@@ -57,14 +57,20 @@ class ModelArguments:
     teacher_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of that teacher training (default: the student's)."}
     )
+    retrain_teacher: bool = field(
+        default=False,
+        metadata={"help": "Retrain the run's own teacher (<output_dir>/teacher) even when one trained with other settings "
+                          "is there. Without it, a teacher is reused only when its recorded settings match."},
+    )
 
     def __post_init__(self) -> None:
-        if self.prune_student is not None and not 0.0 < self.prune_student < 1.0:
-            raise ValueError(f"prune_student must be in (0, 1), got {self.prune_student} (it is the fraction of channels removed).")
+        check_range(self, "prune_student", 0, 1, low_open=True, high_open=True, optional=True,
+                    hint="It is the fraction of channels removed.")
         if self.student_prune_importance not in ("l1", "l2"):
-            raise ValueError(f"Unknown student_prune_importance {self.student_prune_importance!r}; valid: l1, l2.")
-        if self.train_teacher_epochs < 0:
-            raise ValueError("train_teacher_epochs must be >= 0.")
+            raise FieldError("student_prune_importance", self.student_prune_importance, "valid: l1, l2")
+        check_range(self, "train_teacher_epochs", 0)
+        check_range(self, "teacher_learning_rate", 0, low_open=True, optional=True)
+        check_range(self, "student_prune_round_to", 1, optional=True)
 
 
 @dataclass
@@ -129,7 +135,17 @@ class DataArguments:
 
             check_names(self.corruptions, self.corruption_severities)
         if self.transform_style not in ("timm", "cifar"):
-            raise ValueError(f"Unknown transform_style {self.transform_style!r}; valid: timm, cifar.")
+            raise FieldError("transform_style", self.transform_style, "valid: timm, cifar")
+        for name in ("max_train_samples", "max_eval_samples", "corruption_max_images", "verify_workers"):
+            check_range(self, name, 1, optional=True)
+        check_range(self, "image_size", 8, 4096, optional=True)
+        check_range(self, "crop_padding", 0, optional=True)
+        check_range(self, "validation_fraction", 0, 1, low_open=True, high_open=True)
+        check_range(self, "random_erasing", 0, 1)
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 3 or (name == "std" and min(value) <= 0)):
+                raise FieldError(name, value, "three numbers (one per RGB channel)" + (", all > 0" if name == "std" else ""))
 
 
 def sections() -> dict[str, type]:
@@ -154,7 +170,18 @@ def load_recipe_file(path: str, valid_keys: dict[str, list[str]] | None = None) 
     if not os.path.exists(path):
         raise FileNotFoundError(f"Recipe {path!r} does not exist. Recipes live in recipes/ (e.g. recipes/quickstart.yaml).")
     with open(path, encoding="utf-8") as handle:
-        content = yaml.safe_load(handle) or {}
+        text = handle.read()
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UsageError(f"Recipe {path!r} is not valid YAML{where}: {problem}. Indent with spaces (no tabs) and close "
+                         "every [ and {.") from None
+    if content is None:
+        raise UsageError(f"Recipe {path!r} is empty. A recipe has the sections {', '.join(SECTION_NAMES)}; start from "
+                         "recipes/quickstart.yaml, or leave --recipe out to run the embedded default.")
     if not isinstance(content, dict):
         raise ValueError(f"Recipe {path!r} must be a mapping with sections {', '.join(SECTION_NAMES)}.")
     unknown_sections = sorted(set(content) - set(SECTION_NAMES))
@@ -210,9 +237,12 @@ def parse_recipe(
         if flags:
             raise UsageError(unknown_key_message(flags[0][2:].split("=")[0], valid, "on the command line", None, flag=True))
         raise UsageError(f"Unexpected argument(s) {' '.join(extra)}: every option is --<field> <value>; see --help.")
-    check_distillation_fields(namespace)
-    values = {cls: {name: getattr(namespace, name) for name in _field_names(cls)} for cls in classes.values()}
-    model_args, data_args = ModelArguments(**values[ModelArguments]), DataArguments(**values[DataArguments])
+    try:
+        check_distillation_fields(namespace)
+        values = {cls: {name: getattr(namespace, name) for name in _field_names(cls)} for cls in classes.values()}
+        model_args, data_args = ModelArguments(**values[ModelArguments]), DataArguments(**values[DataArguments])
+    except FieldError as error:
+        raise UsageError(f"{error} {_source(error.field, rest, recipe, known.recipe)}") from None
     if known.print_recipe:
         from .reference import annotate_recipe_text
 
@@ -224,6 +254,16 @@ def parse_recipe(
     training_args = R2KDConfig(**values[R2KDConfig])
     text = resolved_recipe_text(model_args, data_args, training_args)
     return model_args, data_args, training_args, {"recipe_path": known.recipe, "recipe_text": text}
+
+
+def _source(name: str, argv: list[str], recipe: dict[str, dict[str, Any]], path: str | None) -> str:
+    """Where a field's value came from: the command line, the recipe file, or the default."""
+    if any(a == f"--{name}" or a.startswith(f"--{name}=") for a in argv):
+        return f"(set on the command line: --{name})"
+    for section, values in recipe.items():
+        if name in values:
+            return f"(set in {path!r}, section {section!r})"
+    return "(the default value)"
 
 
 def _plain(value: Any) -> Any:

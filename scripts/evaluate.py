@@ -38,6 +38,16 @@ def main(argv=None) -> int:
     parser.add_argument("--corruption_cache_dir", default=None, help="Cache of corrupted sets (default: $HF_HOME/r2kd_hf/corruptions).")
     parser.add_argument("--plot", default=None, help="Write the corruption bar chart (PNG) here.")
     args = parser.parse_args(argv)
+    # every argument is checked before any model or data is loaded (argparse's usage error: exit 2)
+    if args.batch_size < 1 or (args.max_samples is not None and args.max_samples < 1):
+        parser.error("--batch_size and --max_samples must be >= 1.")
+    if args.corruptions is not None:
+        from r2kd_hf.robustness import check_names
+
+        try:
+            check_names(args.corruptions, args.severities)
+        except ValueError as error:
+            parser.error(str(error))
 
     model = load_model(args.model, role="model")
     data_args = DataArguments(dataset=args.dataset, eval_split=args.split, image_size=args.image_size, max_eval_samples=args.max_samples)
@@ -54,9 +64,8 @@ def main(argv=None) -> int:
     if args.corruptions is not None:
         from r2kd_hf.pipeline import cache_dir
         from r2kd_hf.plots import plot_corruption_accuracy
-        from r2kd_hf.robustness import check_names, clean_images, evaluate_corruptions
+        from r2kd_hf.robustness import clean_images, evaluate_corruptions
 
-        check_names(args.corruptions, args.severities)
         baseline = json.load(open(args.baseline, encoding="utf-8")) if args.baseline else None
         images, labels = clean_images(data.splits["eval"], size[-1], args.max_samples)
         cache = args.corruption_cache_dir or cache_dir(data_args, "corruptions")
