@@ -10,58 +10,43 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from . import citations
-from .messages import invalid_choice
 from .modeling import DEFAULT_MEAN, DEFAULT_STD
+from .registry import Entry, Registry
 
 
-@dataclass(frozen=True)
-class ViewEntry:
-    """A registered second view: its class, whether it needs the teacher's clean logits, whether it re-normalises
-    (de-normalise, augment uint8, re-normalise: it then receives the run's ``mean``/``std``), and its citation."""
-
-    name: str
-    cls: type
-    needs_teacher_logits: bool = False
-    needs_normalization: bool = False
-    citation: str = ""
+VIEW_NEEDS = ("teacher_logits", "normalization")
+VIEWS = Registry("second view", VIEW_NEEDS, "@r2kd_hf.register_view('name')")
 
 
-_VIEWS: dict[str, ViewEntry] = {}
-
-
-def register_view(name: str, *, needs_teacher_logits: bool = False, needs_normalization: bool = False, citation: str = ""):
+def register_view(name: str, *, needs: tuple[str, ...] = (), citation: str = ""):
     """Class decorator registering a second view under ``name``.
 
-    A view is called as ``view(x, teacher_logits=None) -> x_aug`` on a normalised ``(B, 3, H, W)`` batch. With
-    ``needs_teacher_logits`` the trainer passes the raw teacher's logits on the clean batch (``cutmixpick``).
+    A view is called as ``view(x, teacher_logits=None) -> x_aug`` on a normalised ``(B, 3, H, W)`` batch.
+    ``needs``: ``teacher_logits`` (the trainer passes the raw teacher's logits on the clean batch, as ``cutmixpick``
+    needs), ``normalization`` (the view de-normalises, augments uint8 and re-normalises: it receives the run's
+    ``mean``/``std``).
     """
-    key = name.lower()
+    register = VIEWS.register(name, needs=needs, citation=citation)
 
     def decorator(cls: type) -> type:
-        if key in _VIEWS and _VIEWS[key].cls is not cls:
-            raise ValueError(f"A second view named {key!r} is already registered. Pick another name.")
-        cls.needs_teacher_logits = needs_teacher_logits
-        _VIEWS[key] = ViewEntry(key, cls, needs_teacher_logits, needs_normalization, citation)
-        return cls
+        cls.needs_teacher_logits = "teacher_logits" in needs
+        return register(cls)
 
     return decorator
 
 
 def available_views() -> list[str]:
     """``none`` and every registered second view, in registration order."""
-    return ["none", *_VIEWS]
+    return ["none", *VIEWS.names()]
 
 
-def view_entry(name: str) -> ViewEntry:
-    if name not in _VIEWS:
-        raise ValueError(invalid_choice("second view", name, available_views(), "Register your own with @r2kd_hf.register_view('name')."))
-    return _VIEWS[name]
+def view_entry(name: str) -> Entry:
+    return VIEWS.entry(name, extra_choices=("none",))
 
 
 def _beta(alpha: float) -> float:
@@ -156,7 +141,7 @@ class _PolicyView:
         return self.transform(images)
 
 
-@register_view("autoaugment", needs_normalization=True, citation=citations.AUTOAUGMENT)
+@register_view("autoaugment", needs=("normalization",), citation=citations.AUTOAUGMENT)
 class AutoAugment(_PolicyView):
     """torchvision AutoAugment with policy ``cifar10``, ``imagenet``, ``svhn`` or ``auto``.
 
@@ -181,7 +166,7 @@ class AutoAugment(_PolicyView):
         return self._by_policy[self.policy_for(images.shape[-2])](images)
 
 
-@register_view("randaugment", needs_normalization=True, citation=citations.RANDAUGMENT)
+@register_view("randaugment", needs=("normalization",), citation=citations.RANDAUGMENT)
 class RandAugment(_PolicyView):
     """torchvision RandAugment (``num_ops`` operations at ``magnitude`` out of 31)."""
 
@@ -191,7 +176,7 @@ class RandAugment(_PolicyView):
         super().__init__(v2.RandAugment(num_ops=num_ops, magnitude=magnitude), mean, std)
 
 
-@register_view("cutmixpick", needs_teacher_logits=True, citation=citations.GOOD_DA_KD)
+@register_view("cutmixpick", needs=("teacher_logits",), citation=citations.GOOD_DA_KD)
 class CutMixPick(CutMix):
     """CutMix, then keep the ``n_pick`` samples of highest teacher entropy (reference n_pick = 64).
 
@@ -218,10 +203,10 @@ def build_second_view(name: str, mean=DEFAULT_MEAN, std=DEFAULT_STD, **kwargs) -
     if name in (None, "none"):
         return None
     entry = view_entry(name)
-    if entry.needs_normalization:
+    if "normalization" in entry.needs:
         kwargs = {"mean": tuple(mean), "std": tuple(std), **kwargs}
     try:
-        return entry.cls(**kwargs)
+        return entry.fn(**kwargs)
     except TypeError as error:
-        valid = [p for p in inspect.signature(entry.cls.__init__).parameters if p != "self"]
+        valid = [p for p in inspect.signature(entry.fn.__init__).parameters if p != "self"]
         raise ValueError(f"Bad options {kwargs} for second view {name!r} ({error}). Valid options: {valid}.") from None

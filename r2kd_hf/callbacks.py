@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 
 from .collate import ImageClassificationCollator
 from .modeling import data_config_of
-from .pruning.teacher import prune_teacher_copy
+from .pruning.teacher import PRUNERS, prune_teacher_copy
 from .teachers import TeacherEnsemble
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class TeacherPruningCallback(TrainerCallback):
         method = self.method or args.teacher_prune_method
         amount = self.amount if self.amount is not None else args.teacher_prune_amount
         example = None
-        if method == "structured":  # channel pruning traces one forward; magnitude importance ignores the values
+        if "example_inputs" in PRUNERS.entry(method).needs:  # e.g. channel pruning traces one forward
             size = (data_config_of(ensemble.teacher) or {}).get("input_size", (3, 32, 32))
             example = torch.zeros(1, *size, device=next(ensemble.teacher.parameters()).device)
         pruned, report = prune_teacher_copy(ensemble.teacher, method=method, amount=amount, example_inputs=example)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import torch
 
-from ..messages import invalid_choice
+from ..registry import Entry, Registry
 
 LossTerms = dict[str, torch.Tensor]
 CONTEXT_ARGUMENTS = ("labels", "epoch")
@@ -25,17 +24,8 @@ class DistillationLoss(Protocol):
     def __call__(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, **kwargs) -> LossTerms: ...
 
 
-@dataclass(frozen=True)
-class LossEntry:
-    """A registered loss and what it declares: the context it needs and how to cite it."""
-
-    name: str
-    fn: DistillationLoss
-    needs: tuple[str, ...] = ()
-    citation: str = ""
-
-
-_LOSSES: dict[str, LossEntry] = {}
+LossEntry = Entry
+LOSSES = Registry("distillation loss", CONTEXT_ARGUMENTS, "@r2kd_hf.register_loss('name')")
 
 
 def register_loss(name: str, *, needs: tuple[str, ...] = (), citation: str = "") -> Callable[[DistillationLoss], DistillationLoss]:
@@ -52,32 +42,17 @@ def register_loss(name: str, *, needs: tuple[str, ...] = (), citation: str = "")
         ...     value = (student_logits - teacher_logits).pow(2).mean()
         ...     return {"kd_mse": value, "loss": value}
     """
-    key = name.lower()
-    unknown = sorted(set(needs) - set(CONTEXT_ARGUMENTS))
-    if unknown:
-        raise ValueError(f"Loss {name!r} declares unknown needs {unknown}; valid: {', '.join(CONTEXT_ARGUMENTS)}.")
-
-    def decorator(fn: DistillationLoss) -> DistillationLoss:
-        if key in _LOSSES and _LOSSES[key].fn is not fn:
-            raise ValueError(f"A loss named {key!r} is already registered ({_LOSSES[key].fn.__module__}). Pick another name.")
-        _LOSSES[key] = LossEntry(key, fn, tuple(needs), citation)
-        return fn
-
-    return decorator
+    return LOSSES.register(name, needs=needs, citation=citation)
 
 
 def available_losses() -> list[str]:
     """Sorted names of every registered loss."""
-    return sorted(_LOSSES)
+    return sorted(LOSSES.names())
 
 
-def loss_entry(name: str) -> LossEntry:
+def loss_entry(name: str) -> Entry:
     """The registration of ``name``; the error lists the valid names and the closest match."""
-    key = str(name).lower()
-    if key not in _LOSSES:
-        raise ValueError(invalid_choice("distillation loss", name, available_losses(),
-                                        "Register your own with @r2kd_hf.register_loss('name')."))
-    return _LOSSES[key]
+    return LOSSES.entry(name)
 
 
 def get_loss(name: str) -> DistillationLoss:

@@ -7,29 +7,26 @@ import hashlib
 from typing import Any, Callable
 
 import torch
+
+from .. import citations
 from torch import nn
 
+from ..registry import Registry
 from .structured import prune_channels
 from .unstructured import l1_unstructured_global, l1_unstructured_layerwise, weight_sparsity
 
 TeacherPruner = Callable[[nn.Module, float, "torch.Tensor | None"], dict[str, Any]]
-_PRUNERS: dict[str, TeacherPruner] = {}
+PRUNERS = Registry("teacher pruning method", ("example_inputs",), "@r2kd_hf.register_teacher_pruner('name')")
 
 
-def register_teacher_pruner(name: str) -> Callable[[TeacherPruner], TeacherPruner]:
-    """Register ``fn(model, amount, example_inputs) -> report`` that prunes ``model`` in place (a teacher copy)."""
-
-    def decorator(fn: TeacherPruner) -> TeacherPruner:
-        if name in _PRUNERS and _PRUNERS[name] is not fn:
-            raise ValueError(f"A teacher pruner named {name!r} is already registered. Pick another name.")
-        _PRUNERS[name] = fn
-        return fn
-
-    return decorator
+def register_teacher_pruner(name: str, *, needs: tuple[str, ...] = (), citation: str = "") -> Callable[[TeacherPruner], TeacherPruner]:
+    """Register ``fn(model, amount, example_inputs) -> report`` that prunes ``model`` in place (a teacher copy).
+    ``needs=("example_inputs",)``: the callback passes one batch of zeros of the teacher's input size."""
+    return PRUNERS.register(name, needs=needs, citation=citation)
 
 
 def available_teacher_pruners() -> list[str]:
-    return list(_PRUNERS)
+    return PRUNERS.names()
 
 
 @register_teacher_pruner("l1_unstructured")
@@ -46,7 +43,7 @@ def _global(model: nn.Module, amount: float, example_inputs=None) -> dict[str, A
     return {}
 
 
-@register_teacher_pruner("structured")
+@register_teacher_pruner("structured", needs=("example_inputs",), citation=citations.TORCH_PRUNING)
 def _channels(model: nn.Module, amount: float, example_inputs=None) -> dict[str, Any]:
     """``amount`` of the channels removed with Torch-Pruning: a cheaper extra forward."""
     if example_inputs is None:
@@ -63,8 +60,7 @@ def prune_teacher_copy(
     ``amount``); ``global_l1_unstructured`` ranks all weights together; ``structured`` removes ``amount`` of the
     channels with Torch-Pruning, which makes the extra forward cheaper (needs ``example_inputs``).
     """
-    if method not in _PRUNERS:
-        raise ValueError(f"Unknown teacher pruning method {method!r}; valid: {', '.join(_PRUNERS)}.")
+    entry = PRUNERS.entry(method)
     if not 0.0 < amount < 1.0:
         raise ValueError(f"The teacher pruning amount must be in (0, 1), got {amount}.")
     pruned = copy.deepcopy(teacher)
@@ -74,7 +70,7 @@ def prune_teacher_copy(
     if channels_last:  # torch's pruning flattens weights with .view(): prune in the default layout, then restore
         pruned = pruned.to(memory_format=torch.contiguous_format)
     report: dict[str, Any] = {"method": method, "amount": amount}
-    report.update(_PRUNERS[method](pruned, amount, example_inputs))
+    report.update(entry.fn(pruned, amount, example_inputs))
     if channels_last:
         pruned = pruned.to(memory_format=torch.channels_last)
     sparsity = weight_sparsity(pruned)
