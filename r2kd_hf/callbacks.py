@@ -54,9 +54,10 @@ class TeacherPruningCallback(TrainerCallback):
         amount = self.amount if self.amount is not None else args.teacher_prune_amount
         example = None
         if "example_inputs" in PRUNERS.entry(method).needs:  # e.g. channel pruning traces one forward
-            size = (data_config_of(ensemble.teacher) or {}).get("input_size", (3, 32, 32))
-            example = torch.zeros(1, *size, device=next(ensemble.teacher.parameters()).device)
-        pruned, report = prune_teacher_copy(ensemble.teacher, method=method, amount=amount, example_inputs=example)
+            size = (data_config_of(ensemble.module) or {}).get("input_size", (3, 32, 32))
+            example = torch.zeros(1, *size, device=next(ensemble.module.parameters()).device)
+        # the bare module (never a DeepSpeed engine) is copied and pruned; the ensemble places the copy
+        pruned, report = prune_teacher_copy(ensemble.module, method=method, amount=amount, example_inputs=example)
         record_path = os.path.join(args.output_dir, TEACHER_PRUNING_RECORD)
         if state.global_step > 0 and os.path.exists(record_path):
             with open(record_path, encoding="utf-8") as handle:

@@ -17,10 +17,6 @@ from torch import nn
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 
 
-def is_checkpoint_file(spec: str) -> bool:
-    return spec.lower().endswith(CHECKPOINT_SUFFIXES) and os.path.isfile(os.path.expanduser(spec))
-
-
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """The state dict inside a checkpoint file (``model`` / ``state_dict`` entry, ``module.`` prefixes removed)."""
     path = os.path.expanduser(path)

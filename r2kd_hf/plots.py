@@ -37,13 +37,11 @@ def plot_training_curves(log_history: list[dict], path: str) -> str | None:
 
 def plot_corruption_accuracy(report: dict, path: str, title: str | None = None) -> str | None:
     """Bar chart: accuracy per corruption (mean over severities), clean accuracy and mCA as lines."""
-    try:
-        import matplotlib
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     names = list(report["per_corruption"])
     means = [report["per_corruption"][n]["mean"] for n in names]
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) + 2), 3.6))

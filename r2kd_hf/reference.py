@@ -56,18 +56,6 @@ REFERENCE_POINTS: tuple[ReferencePoint, ...] = (
 )
 """Points with a single reference value; :func:`differences` compares a resolved recipe with them."""
 
-BEHAVIOURS: tuple[tuple[str, str, str], ...] = (
-    ("cutout: one hole, same place for the whole batch (8 px at 32 px, 16 px at 64 px)", "same", "`second_view_kwargs: {per_image: true}`"),
-    ("cutmixpick: CutMix, keep the 64 samples of highest entropy of the **raw** teacher on the clean batch", "same", "-"),
-    ("AutoAugment: CIFAR-10 policy on CIFAR-100, ImageNet policy on TinyImageNet; uint8 by truncation", "`policy: auto` (by image size)", "`second_view_kwargs: {policy: imagenet}`"),
-    ("DKD warm-up `min(epoch / 20, 1)`, epochs counted from 1", "same", "`loss_kwargs: {warmup_epochs: ...}`"),
-    ("CIFAR-100 normalisation (0.5071, 0.4867, 0.4408) / (0.2675, 0.2565, 0.2761)", "same (the `cifar_*` models' data config)", "`mean`, `std`"),
-    ("TinyImageNet normalisation: ImageNet statistics", "same in the TinyImageNet recipes", "`mean`, `std`"),
-    ("networks: mdistiller `models/cifar` and `models/tiny` (keys, shapes, MACs, initialisation)", "same (`cifar_*`)", "any timm model"),
-    ("cudnn deterministic, seed 42", "seed 42; `full_determinism` off (speed)", "`full_determinism: true`"),
-    ("reported accuracy: best test top-1 over epochs", "final and best are both reported", "-"),
-)
-"""Behaviours that are not one field's value (README table rows: reference, our default, option)."""
 
 
 def _same(value: Any, reference: Any) -> bool:

@@ -87,12 +87,18 @@ class TeacherEnsemble(nn.Module):
         fuse_views: one teacher forward over the clean and augmented views together (exact for eval-mode models).
         precision: autocast dtype of the teacher forwards (``None``: fp32, the reference); the logits are fp32.
         compile_mode: ``torch.compile`` the teacher and the pruned copy with this mode (``None``: eager).
+        module: the bare teacher module when ``teacher`` is a placement wrapper (a DeepSpeed inference engine): the
+            pruning callback copies and prunes this one, never the wrapper.
+        place: how the pruned copy is placed like the teacher (the trainer's own placement; default: as given).
     """
 
     def __init__(self, teacher: nn.Module, pruned_weight: float = 0.3, pruned_bn: str = "batch_stats", fuse_views: bool = True,
-                 precision: torch.dtype | None = None, compile_mode: str | None = None):
+                 precision: torch.dtype | None = None, compile_mode: str | None = None, module: nn.Module | None = None,
+                 place: Callable[[nn.Module], nn.Module] | None = None):
         super().__init__()
         self.teacher = teacher.eval().requires_grad_(False)
+        self.module = module if module is not None else teacher
+        self.place = place or (lambda m: m)
         self.pruned: nn.Module | None = None
         self.pruning_report: dict[str, Any] | None = None
         self.pruned_weight, self.pruned_bn, self.fuse_views = pruned_weight, pruned_bn, fuse_views
@@ -105,7 +111,7 @@ class TeacherEnsemble(nn.Module):
         """Use ``pruned`` in the target mix from now on (called once, by :class:`TeacherPruningCallback`)."""
         if self.pruned is not None:
             raise RuntimeError("This ensemble already has a pruned teacher; the teacher is pruned once per run.")
-        self.pruned = pruned.requires_grad_(False)
+        self.pruned = self.place(pruned.requires_grad_(False))
         self.pruning_report = report
         self._run_pruned = CompiledForward(self.pruned, self.compile_mode) if self.compile_mode else self.pruned
 

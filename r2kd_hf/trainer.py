@@ -118,6 +118,7 @@ class R2KDTrainer(Trainer):
                 self._place_frozen(teacher), args.pruned_teacher_weight, args.pruned_teacher_bn, args.fuse_teacher_views,
                 precision=resolve_teacher_precision(args.teacher_precision, args.device),
                 compile_mode=args.teacher_compile_mode if args.compile_teachers else None,
+                module=teacher, place=self._place_frozen,
             )
             for callback in pruning:
                 callback.ensemble = callback.ensemble or self.teachers
