@@ -50,6 +50,19 @@ def teacher_metrics(log_history: list[dict]) -> dict[str, float]:
     return {k: entry[k] for entry in log_history for k in keys if k in entry}
 
 
+def _usage(trainer) -> str:
+    """The loading snippet with the real repo id (or, before any push, the local folder)."""
+    repo = getattr(trainer, "hub_model_id", None) or trainer.args.hub_model_id
+    timm_spec, other = (f"hf-hub:{repo}", repo) if repo else (f"local-dir:{trainer.args.output_dir}", trainer.args.output_dir)
+    return ("```python\nimport r2kd_hf  # import r2kd_hf first: it registers the cifar_* and pruned architectures with timm\n"
+            "import timm\nfrom transformers import AutoModelForImageClassification, pipeline\n\n"
+            f"model = timm.create_model({timm_spec!r}, pretrained=True)   # timm\n"
+            f"model = AutoModelForImageClassification.from_pretrained({other!r})   # transformers\n"
+            f"model = r2kd_hf.load_student({other!r})   # r2kd_hf\n```\n"
+            "Without `import r2kd_hf`, timm reports `Unknown model` and transformers asks to upgrade timm for the "
+            "`cifar_*` and `r2kd_pruned` architectures: the fix is the import, not an upgrade.")
+
+
 def _table(rows: list[tuple[str, Any]]) -> str:
     lines = ["| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in rows if value is not None]
@@ -124,12 +137,7 @@ def build_model_card(trainer, model_name: str | None = None, extra_tags: list[st
         f"# {name}",
         f"This image classifier was distilled with [r2kd_hf](https://arxiv.org/abs/2311.13934) from the teacher "
         f"`{teacher_id}` with the **{args.loss_name}** loss." if teacher_id else "Trained with r2kd_hf (cross-entropy only).",
-        "## How to load",
-        "```python\nimport r2kd_hf  # registers the CIFAR-style and pruned architectures with timm\nimport timm\n"
-        "from transformers import AutoModelForImageClassification\n\n"
-        "model = timm.create_model('hf-hub:<repo_id>', pretrained=True)          # timm\n"
-        "model = AutoModelForImageClassification.from_pretrained('<repo_id>')    # transformers\n"
-        "model = r2kd_hf.load_student('<repo_id>')                               # r2kd_hf\n```",
+        "## How to load", _usage(trainer),
         "## Distillation", _table(loss_rows), "## Teacher", _table(teacher_rows), "## Student", _table(student_rows),
         "## Data and training", _table(data_rows),
     ]

@@ -237,7 +237,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
                 raise ValueError("No teacher: set model.teacher (folder, Hub id, timm name or checkpoint) or train_teacher_epochs > 0.")
             teacher_spec = train_teacher(model_args, data_args, training_args, info, os.path.join(training_args.output_dir, "teacher"))
             set_seed(training_args.seed)
-        teacher = load_model(teacher_spec, role="teacher", revision=model_args.teacher_revision, arch=model_args.teacher_arch)
+        if model_args.student_from_teacher:  # the student starts as a copy: load it here, the trainer uses this module
+            teacher = load_model(teacher_spec, role="teacher", revision=model_args.teacher_revision, arch=model_args.teacher_arch)
     student = build_student(model_args.student, data.num_labels, data.id2label, model_args.student_pretrained, teacher, model_args.student_from_teacher)
     data_config = resolved_data_config(student, data_args)
     apply_data_config(student, data_config)
@@ -246,11 +247,13 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
         model_args.student_prune_round_to, resume,
     )
     train_set, eval_set, skipped = transformed_splits(data, data_config, data_args, training_args.output_dir)
-    check_one_batch(student, teacher, ImageClassificationCollator()([eval_set[i] for i in range(min(2, len(eval_set)))]))
     lineage = {"teacher": teacher_spec, "teacher_revision": model_args.teacher_revision, "dataset": data.source,
                "train_split": data.train_split, "eval_split": data.eval_split, "recipe": info.get("recipe_text")}
-    trainer = R2KDTrainer(model=student, args=training_args, teacher_model=teacher, train_dataset=train_set, eval_dataset=eval_set,
-                          data_config=data_config, lineage=lineage)
+    trainer = R2KDTrainer(model=student, args=training_args, teacher_model=teacher if teacher is not None else teacher_spec,
+                          train_dataset=train_set, eval_dataset=eval_set, data_config=data_config, lineage=lineage,
+                          teacher_revision=model_args.teacher_revision, teacher_arch=model_args.teacher_arch)
+    check_one_batch(student, trainer.teachers.teacher if trainer.teachers is not None else None,
+                    ImageClassificationCollator()([eval_set[i] for i in range(min(2, len(eval_set)))]))
     trainer.train(resume_from_checkpoint=resume)
     metrics = _latest_eval(trainer) or trainer.evaluate()  # no second pass when the last step was just evaluated
     if not training_args.push_to_hub:  # push_to_hub saves the model itself, once, with the final card

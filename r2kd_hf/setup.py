@@ -263,12 +263,17 @@ def apply_data_config(model: nn.Module, data_config: dict[str, Any]) -> None:
         inner.default_cfg = inner.pretrained_cfg
 
 
-def prepare_teacher(teacher: nn.Module, student: nn.Module, renormalize: bool = True) -> nn.Module:
-    """Freeze the teacher; wrap it to re-normalise inputs when its timm normalisation differs from the student's."""
+def build_teacher(teacher: str | nn.Module, student: nn.Module, *, label_names: list[str] | None = None,
+                  renormalize: bool = True, revision: str | None = None, arch: str | None = None) -> nn.Module:
+    """The teacher side of a run, built in one place and once: loaded (any of :data:`MODEL_SPEC_FORMS`; a module is
+    used as it is), frozen, checked against the student's and the dataset's classes, and wrapped to re-normalise its
+    inputs when its timm normalisation differs from the student's. :class:`~r2kd_hf.R2KDTrainer` calls it."""
     from .modeling import maybe_renormalize_teacher
 
-    teacher.eval().requires_grad_(False)
-    return maybe_renormalize_teacher(teacher, student) if renormalize else teacher
+    module = load_model(teacher, role="teacher", revision=revision, arch=arch)
+    module.eval().requires_grad_(False)
+    check_label_agreement(student, module, label_names)
+    return maybe_renormalize_teacher(module, student) if renormalize else module
 
 
 # ------------------------------------------------------------------------------------------------------ students

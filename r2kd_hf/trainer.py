@@ -32,7 +32,7 @@ from .losses import bind_loss
 from .metrics import topk_accuracy
 from .modeling import DEFAULT_MEAN, DEFAULT_STD, data_config_of, logits_of, unwrap
 from .saving import save_classifier
-from .setup import check_label_agreement, dataset_label_names, load_model, prepare_teacher
+from .setup import build_teacher, check_label_agreement, dataset_label_names, load_model
 from .teachers import TeacherEnsemble, resolve_teacher_precision
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ class R2KDTrainer(Trainer):
     Args:
         model: the student, an ``nn.Module`` (a string is loaded with :func:`r2kd_hf.load_model`).
         args: an :class:`R2KDConfig`.
-        teacher_model: the teacher, an ``nn.Module`` (a string is loaded with :func:`r2kd_hf.load_model`).
+        teacher_model: the teacher: an ``nn.Module``, or any spec :func:`r2kd_hf.load_model` reads (folder, Hub id,
+            timm name, reference checkpoint). Built once, by :func:`r2kd_hf.setup.build_teacher`.
+        teacher_revision / teacher_arch: the Hub revision of a teacher spec, the architecture of a checkpoint file.
         data_config: the run's data config (``mean``/``std`` for the policy views); default: the student's.
         lineage: facts for the model card (``teacher``, ``teacher_revision``, ``dataset``, ``eval_split``, ``recipe``...).
         Other arguments are those of ``transformers.Trainer``.
@@ -77,6 +79,8 @@ class R2KDTrainer(Trainer):
         compute_metrics=None,
         data_config: dict[str, Any] | None = None,
         lineage: dict[str, Any] | None = None,
+        teacher_revision: str | None = None,
+        teacher_arch: str | None = None,
         **kwargs,
     ):
         args = args if args is not None else R2KDConfig(output_dir="r2kd-output")
@@ -92,16 +96,20 @@ class R2KDTrainer(Trainer):
         if self.channels_last:  # before the optimizer and any wrapper see the parameters
             model = model.to(memory_format=torch.channels_last)
         self.lineage = dict(lineage or {})
+        if dataset_name_of(train_dataset):
+            self.lineage.setdefault("dataset", dataset_name_of(train_dataset))
         self.files_to_publish: set[str] = set()  # what push_to_hub uploads: the files this run wrote (names in output_dir)
         teacher = None
         if args.uses_teacher:
             if teacher_model is None:
                 raise ValueError(f"loss_name={args.loss_name!r} needs a `teacher_model`; use loss_name='none' to train with CE only.")
-            self.lineage.setdefault("teacher", teacher_model if isinstance(teacher_model, str) else type(teacher_model).__name__)
-            teacher = prepare_teacher(load_model(teacher_model, role="teacher"), model, args.renormalize_teacher_inputs)
+            self.lineage.setdefault("teacher", teacher_model if isinstance(teacher_model, str) else describe_source(teacher_model))
+            teacher = build_teacher(teacher_model, model, label_names=label_names, renormalize=args.renormalize_teacher_inputs,
+                                    revision=teacher_revision, arch=teacher_arch)
             if self.channels_last and _is_convolutional(teacher):
                 teacher = teacher.to(memory_format=torch.channels_last)
-        check_label_agreement(model, teacher, label_names)
+        else:
+            check_label_agreement(model, None, label_names)
 
         callbacks = list(callbacks or [])
         pruning = [c for c in callbacks if isinstance(c, TeacherPruningCallback)]
@@ -324,6 +332,23 @@ class R2KDTrainer(Trainer):
                 f"The model (config.json, model.safetensors) and its card are complete in {self.args.output_dir!r}; retry "
                 f"with trainer.push_to_hub() or `hf upload {repo} {self.args.output_dir}` once the Hub is reachable."
             ) from error
+
+
+def dataset_name_of(dataset) -> str | None:
+    """The name a ``datasets`` split records (Hub id or builder), for cards."""
+    name = getattr(getattr(dataset, "info", None), "dataset_name", None)
+    return name if name and name not in ("imagefolder", "parquet", "json", "csv", "arrow") else None
+
+
+def describe_source(model: nn.Module) -> str:
+    """Where an in-memory model came from, for cards: its Hub id or folder, else its timm architecture."""
+    inner = unwrap(model)
+    path = getattr(getattr(inner, "config", None), "_name_or_path", "") or getattr(inner, "name_or_path", "")
+    if path:
+        return str(path)
+    cfg = getattr(inner, "pretrained_cfg", None) or getattr(getattr(inner, "timm_model", None), "pretrained_cfg", None) or {}
+    source = cfg.get("hf_hub_id") or cfg.get("architecture")
+    return f"{source} (timm)" if source else type(inner).__name__
 
 
 def _is_convolutional(model: nn.Module) -> bool:
