@@ -147,7 +147,7 @@ def decode_split(split, size: int, cache_dir: str | None = None, skip_corrupt_im
     images, labels = images[keep], labels[keep]
     if path:
         os.makedirs(cache_dir, exist_ok=True)
-        temporary = path + ".tmp.npz"
+        temporary = f"{path}.{os.getpid()}.tmp.npz"  # one per process: ranks of a launch may decode at once
         np.savez(temporary, images=images, labels=labels, skipped=np.asarray([s["index"] for s in skipped], dtype=np.int64))
         os.replace(temporary, path)
     return images, labels.tolist(), skipped

@@ -155,7 +155,6 @@ def small_image_datasets(data, data_config: dict):
 
 
 def loader_images_per_s(dataset, batch: int, workers: int, batches: int, device: str, device_transform=None) -> float:
-    import torch
     from torch.utils.data import DataLoader
 
     from r2kd_hf.collate import ImageClassificationCollator

@@ -86,7 +86,8 @@ def config_key(name: str, seed: int, scale_name: str) -> str:
     return f"{name}|{seed}|{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
 
 
-def one_run(name, seed, scale, scale_name, splits, teacher_dir, args, corrupted_inputs) -> dict:
+def one_run(name, seed, scale, scale_name, splits, teacher_dir, args, corrupted_inputs, row=None, out=None) -> dict:
+    """One row and seed: distil (or train with CE), then validation, test and mCA. ``row``/``out``: benchmark v3's."""
     from r2kd_hf import R2KDTrainer, load_model
     from r2kd_hf.data import build_transforms, prepare_dataset
     from r2kd_hf.evaluation import evaluate_accuracy
@@ -99,9 +100,9 @@ def one_run(name, seed, scale, scale_name, splits, teacher_dir, args, corrupted_
     data_config = resolve_data_config(student, 32)
     apply_data_config(student, data_config)
     train_tf, eval_tf = build_transforms(data_config, style="cifar", crop_padding=4)
-    row = dict(ROWS[name])
+    row = dict(ROWS[name] if row is None else row)
     teacher = None if row.get("loss_name") == "none" else load_model(teacher_dir)
-    out = os.path.join(args.work_dir, "runs", config_key(name, seed, scale_name).replace("|", "_").replace(" ", "").replace(",", "").replace("(", "").replace(")", ""))
+    out = out or os.path.join(args.work_dir, "runs", config_key(name, seed, scale_name).replace("|", "_").replace(" ", "").replace(",", "").replace("(", "").replace(")", ""))
     trainer = R2KDTrainer(model=student, teacher_model=teacher, train_dataset=prepare_dataset(train, train_tf),
                           eval_dataset=prepare_dataset(validation, eval_tf), data_config=data_config,
                           args=training_args(out, scale["epochs"], scale["decay"], seed, args.use_cpu, **row))
@@ -209,7 +210,21 @@ def _mean_std(values):
     return (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0) if values else (float("nan"), 0.0)
 
 
-def report(results: dict, selected: list[str], args, teacher_info: dict) -> None:
+V2_QUESTIONS = [
+    ("(a) CutMix view, KD", "KD + CutMix", "KD"), ("(a) CutMix view, DIST", "DIST + CutMix", "DIST"),
+    ("(a) CutMix view, R2KD", "R2KD + CutMix", "R2KD"),
+    ("(b) pruned teacher", "R2KD full", "R2KD + CutMix"),
+    ("(c) R2KD vs KD (no view)", "R2KD", "KD"), ("(c) R2KD vs DIST (no view)", "R2KD", "DIST"),
+    ("(c) R2KD full vs KD + CutMix", "R2KD full", "KD + CutMix"), ("(c) R2KD full vs DIST + CutMix", "R2KD full", "DIST + CutMix"),
+    ("(d) R2KD full vs CE", "R2KD full", "CE"), ("(d) R2KD vs CE", "R2KD", "CE"),
+    ("option: Pearson value term", "R2KD full, Pearson value (option)", "R2KD full"),
+    ("option: soft rank term", "R2KD full, soft rank (option)", "R2KD full"),
+    ("option: running-stats pruned teacher", "R2KD full, running-stats pruned teacher (option)", "R2KD full"),
+]
+
+
+def report(results: dict, selected: list[str], args, teacher_info: dict, stem: str = "benchmark_v2",
+           questions: list | None = None, views: tuple[str, ...] = ("CutMix",)) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,17 +257,7 @@ def report(results: dict, selected: list[str], args, teacher_info: dict) -> None
         diffs = [by_row[a][s][key] - by_row[b][s][key] for s in seeds]
         return _mean_std(diffs), seeds
 
-    questions = [
-        ("(a) CutMix view, KD", "KD + CutMix", "KD"), ("(a) CutMix view, DIST", "DIST + CutMix", "DIST"),
-        ("(a) CutMix view, R2KD", "R2KD + CutMix", "R2KD"),
-        ("(b) pruned teacher", "R2KD full", "R2KD + CutMix"),
-        ("(c) R2KD vs KD (no view)", "R2KD", "KD"), ("(c) R2KD vs DIST (no view)", "R2KD", "DIST"),
-        ("(c) R2KD full vs KD + CutMix", "R2KD full", "KD + CutMix"), ("(c) R2KD full vs DIST + CutMix", "R2KD full", "DIST + CutMix"),
-        ("(d) R2KD full vs CE", "R2KD full", "CE"), ("(d) R2KD vs CE", "R2KD", "CE"),
-        ("option: Pearson value term", "R2KD full, Pearson value (option)", "R2KD full"),
-        ("option: soft rank term", "R2KD full, soft rank (option)", "R2KD full"),
-        ("option: running-stats pruned teacher", "R2KD full, running-stats pruned teacher (option)", "R2KD full"),
-    ]
+    questions = V2_QUESTIONS if questions is None else questions
     lines += ["", "Paired per-seed differences (same seed, same data order); `> 0` counts the seeds where A beat B:", "",
               "| question | A − B | test top-1: mean ± std | > 0 | mCA: mean ± std | > 0 | seeds |",
               "|---|---|---|---|---|---|---|"]
@@ -273,13 +278,14 @@ def report(results: dict, selected: list[str], args, teacher_info: dict) -> None
     table = "\n".join(lines)
     print(table)
     os.makedirs(args.report_dir, exist_ok=True)
-    with open(os.path.join(args.report_dir, "benchmark_v2.md"), "w") as handle:
+    with open(os.path.join(args.report_dir, f"{stem}.md"), "w") as handle:
         handle.write(table + "\n")
-    with open(os.path.join(args.report_dir, "benchmark_v2.json"), "w") as handle:
-        json.dump({"scale": args.scale, "protocol": SCALES[args.scale], "teacher": teacher_info, "rows": rows,
-                   "paired_differences": differences, "raw": results}, handle, indent=2)
+    summary = {"scale": args.scale, "protocol": SCALES[args.scale], "teacher": teacher_info, "rows": rows,
+               "paired_differences": differences, "raw": results}
+    with open(os.path.join(args.report_dir, f"{stem}.json"), "w") as handle:
+        json.dump(summary, handle, indent=2)
     if not rows:
-        return
+        return summary
     figure, axis = plt.subplots(figsize=(9, 5))
     markers = "osD^vP*Xhp<>"
     for index, r in enumerate(rows):  # a legend, not labels by the points: the R2KD rows sit within a point of each other
@@ -291,31 +297,32 @@ def report(results: dict, selected: list[str], args, teacher_info: dict) -> None
     axis.set_ylabel("mean corruption accuracy (mCA)")
     axis.set_title("Clean accuracy vs robustness (mean ± std over seeds; * = library option)", fontsize=9)
     figure.tight_layout()
-    figure.savefig(os.path.join(args.report_dir, "benchmark_v2_clean_vs_mca.png"), dpi=110)
+    figure.savefig(os.path.join(args.report_dir, f"{stem}_clean_vs_mca.png"), dpi=110)
     plt.close(figure)
-    losses = [loss for loss in ("KD", "DIST", "R2KD") if paired(f"{loss} + CutMix", loss, "test")[1]]
-    if losses:
+    pairs = [(loss, view) for view in views for loss in ("KD", "DIST", "R2KD") if paired(f"{loss} + {view}", loss, "test")[1]]
+    if pairs:
         import numpy as np
 
-        figure, axis = plt.subplots(figsize=(5.5, 3.5))
-        positions = np.arange(len(losses))
+        figure, axis = plt.subplots(figsize=(max(5.5, 1.1 * len(pairs) + 2), 3.5))
+        positions = np.arange(len(pairs))
         for offset, (key, label, colour) in zip((-0.18, 0.18), (("test", "clean test top-1", "#4c72b0"), ("mca", "mCA", "#dd8452"))):
-            values = [paired(f"{loss} + CutMix", loss, key)[0] for loss in losses]
+            values = [paired(f"{loss} + {view}", loss, key)[0] for loss, view in pairs]
             axis.bar(positions + offset, [v[0] for v in values], width=0.36, yerr=[v[1] for v in values], capsize=4,
                      color=colour, label=label)
-            for position, loss in zip(positions, losses):  # the individual seeds, so the spread is visible
-                seeds = paired(f"{loss} + CutMix", loss, key)[1]
-                diffs = [by_row[f"{loss} + CutMix"][s][key] - by_row[loss][s][key] for s in seeds]
+            for position, (loss, view) in zip(positions, pairs):  # the individual seeds, so the spread is visible
+                seeds = paired(f"{loss} + {view}", loss, key)[1]
+                diffs = [by_row[f"{loss} + {view}"][s][key] - by_row[loss][s][key] for s in seeds]
                 axis.scatter([position + offset] * len(diffs), diffs, color="black", s=10, zorder=3)
-        axis.set_xticks(positions, [f"{loss} (seeds: {len(paired(f'{loss} + CutMix', loss, 'test')[1])})" for loss in losses])
+        axis.set_xticks(positions, [f"{loss} + {view}\n({len(paired(f'{loss} + {view}', loss, 'test')[1])} seeds)" for loss, view in pairs],
+                        fontsize=7)
         axis.axhline(0, color="black", linewidth=0.8)
-        axis.set_ylabel("+ CutMix view − without")
-        axis.set_title("Augmentation gain per loss (paired by seed, mean ± std)", fontsize=9)
+        axis.set_ylabel("with the view − without")
+        axis.set_title("Augmentation gain per loss and view (paired by seed, mean ± std, dots: seeds)", fontsize=9)
         axis.legend(fontsize=8)
         figure.tight_layout()
-        figure.savefig(os.path.join(args.report_dir, "benchmark_v2_augmentation_gain.png"), dpi=110)
+        figure.savefig(os.path.join(args.report_dir, f"{stem}_augmentation_gain.png"), dpi=110)
         plt.close(figure)
-
+    return summary
 
 if __name__ == "__main__":
     sys.exit(main())

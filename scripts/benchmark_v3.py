@@ -26,7 +26,6 @@ import glob
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 
@@ -37,6 +36,12 @@ import benchmark_v2 as v2  # noqa: E402
 TEACHER = dict(architecture="cifar_resnet20", epochs=30, decay=[18, 24], learning_rate=0.05, batch_size=64,
                weight_decay=5e-4, seed=1234, channels_last=True)
 COMMITTED_TEACHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "benchmark_v3", "teacher")
+MAIN_ROWS = ["CE", "KD", "KD + CutMix", "DIST", "DIST + CutMix", "R2KD", "R2KD + CutMix", "R2KD full"]
+VIEWS = {"MixUp": "mixup", "Cutout": "cutout", "AutoAugment": "autoaugment", "CutMixPick": "cutmixpick"}
+ROWS = {**{name: v2.ROWS[name] for name in MAIN_ROWS},
+        **{f"{loss} + {label}": dict(v2.ROWS[loss], second_view=view) for label, view in VIEWS.items() for loss in ("KD", "R2KD")}}
+QUESTIONS = [q for q in v2.V2_QUESTIONS if not q[0].startswith("option")] + [
+    (f"(a) {label} view, {loss}", f"{loss} + {label}", loss) for label in VIEWS for loss in ("KD", "R2KD")]
 
 
 def teacher_splits(dataset: str):
@@ -97,6 +102,10 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--stage", choices=("teacher", "rows"), default="rows")
     parser.add_argument("--work_dir", default=".bench_cache/v3")
+    parser.add_argument("--report_dir", default="docs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rows", nargs="+", default=None, help="Subset of row names, in the order to run (default: all).")
+    parser.add_argument("--report_only", action="store_true", help="Only rebuild the report from cached results.")
     parser.add_argument("--use_cpu", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -106,8 +115,89 @@ def main(argv=None) -> int:
                          "Delete that folder only to start a new benchmark version.")
         train_strong_teacher(args.dataset, args.work_dir, args.use_cpu)
         return 0
-    parser.error("the rows stage is not written yet")
-    return 2
+    return run_rows(parser, args)
+
+
+def teacher_sha(folder: str) -> str:
+    import hashlib
+
+    with open(os.path.join(folder, "model.safetensors"), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:16]
+
+
+def config_key(name: str, seed: int, sha: str) -> str:
+    import hashlib
+
+    blob = json.dumps({"row": ROWS[name], "scale": v2.SCALES["cpu"], "seed": seed, "teacher": sha, "version": 3}, sort_keys=True)
+    return f"{name}|{seed}|{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
+
+
+def run_rows(parser, args) -> int:
+    info_path = os.path.join(COMMITTED_TEACHER, "teacher_info.json")
+    if not os.path.exists(info_path):
+        parser.error(f"No committed teacher in {COMMITTED_TEACHER}: run --stage teacher first (or restore the folder from git).")
+    teacher_info = json.load(open(info_path))
+    sha = teacher_sha(COMMITTED_TEACHER)
+    results_path = os.path.join(args.work_dir, "results_v3.json")
+    results = json.load(open(results_path)) if os.path.exists(results_path) else {}
+    other = sorted({r["teacher_sha"] for r in results.values()} - {sha})
+    if other:  # every row must be distilled from the same weights
+        parser.error(f"{results_path} holds runs distilled from another teacher ({other}); the committed teacher is {sha}. "
+                     "Use a new --work_dir for a new teacher.")
+    unknown = [name for name in args.rows or [] if name not in ROWS]
+    if unknown:
+        parser.error(f"unknown row(s) {unknown}; valid: {list(ROWS)}")
+    selected = list(args.rows) if args.rows else list(ROWS)
+    if not args.report_only:
+        from r2kd_hf.robustness import clean_images
+
+        scale = v2.SCALES["cpu"]
+        splits = v2.load_splits(args.dataset, scale)
+        test = splits[3]
+        corrupted_inputs = clean_images(test.shuffle(seed=0).select(range(scale["corruption_images"])), 32)
+        main_rows = [n for n in selected if n in MAIN_ROWS]
+        groups = [main_rows, [n for n in selected if n not in MAIN_ROWS]]  # the 8 main rows x all seeds first
+        order = [(seed, name) for group in groups for seed in args.seeds for name in group]  # seed-major per group
+        for seed, name in order:  # an interrupted benchmark keeps complete seeds
+            key = config_key(name, seed, sha)
+            if key in results:
+                continue
+            out = os.path.join(args.work_dir, "runs", key.replace("|", "_").replace(" ", "").replace("+", "_"))
+            result = v2.one_run(name, seed, scale, "cpu", splits, COMMITTED_TEACHER, args, corrupted_inputs, row=ROWS[name], out=out)
+            result["teacher_sha"] = sha
+            results[key] = result
+            os.makedirs(args.work_dir, exist_ok=True)
+            with open(results_path + ".tmp", "w") as handle:
+                json.dump(results, handle, indent=2)
+            os.replace(results_path + ".tmp", results_path)
+            print(f"{name:<22} seed {seed}: test {result['test']:.4f} mCA {result['mca']:.4f} ({result['seconds'] / 60:.1f} min)", flush=True)
+    args.scale = "cpu"
+    summary = v2.report(results, selected, args, teacher_info, stem="benchmark_v3", questions=QUESTIONS, views=("CutMix", *VIEWS))
+    compare_with_v2(summary, args.report_dir)
+    return 0
+
+
+def compare_with_v2(v3: dict, report_dir: str) -> None:
+    """(e): v2 (weak teacher) beside v3 (strong teacher), row by row and question by question."""
+    path = os.path.join(report_dir, "benchmark_v2.json")
+    if not os.path.exists(path):
+        return
+    old = json.load(open(path))
+    rows_v2 = {r["row"]: r for r in old["rows"]}
+    lines = [f"| row | v2 test (teacher {old['teacher'].get('test', float('nan')):.3f}) | v3 test (teacher "
+             f"{v3['teacher'].get('test', float('nan')):.3f}) | v2 mCA | v3 mCA | v3 seeds |", "|---|---|---|---|---|---|"]
+    for r in v3["rows"]:
+        a = rows_v2.get(r["row"])
+        cell = lambda row, k: f"{row[k]:.4f}" if row else "-"  # noqa: E731
+        lines.append(f"| {r['row']} | {cell(a, 'test')} | {r['test']:.4f} | {cell(a, 'mca')} | {r['mca']:.4f} | {len(r['seeds'])} |")
+    diffs_v2 = {(d["question"], d["metric"]): d for d in old["paired_differences"]}
+    lines += ["", "| question | metric | v2: mean ± std (> 0) | v3: mean ± std (> 0) |", "|---|---|---|---|"]
+    for d in v3["paired_differences"]:
+        a = diffs_v2.get((d["question"], d["metric"]))
+        before = f"{a['mean']:+.4f} ± {a['std']:.4f} ({a['positive']}/{len(a['seeds'])})" if a else "-"
+        lines.append(f"| {d['question']} | {d['metric']} | {before} | {d['mean']:+.4f} ± {d['std']:.4f} ({d['positive']}/{len(d['seeds'])}) |")
+    with open(os.path.join(report_dir, "benchmark_v3_vs_v2.md"), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

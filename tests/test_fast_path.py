@@ -15,7 +15,7 @@ from torchvision.transforms import functional as TF
 from r2kd_hf import R2KDConfig, R2KDTrainer
 from r2kd_hf.data import CorruptImageError, build_transforms, decode_image, load_image_dataset, prepare_dataset
 from r2kd_hf.small_images import InMemoryImages, SmallImageTransform, decode_split, in_memory_split
-from r2kd_hf.teachers import CompiledForward, TeacherEnsemble, resolve_teacher_precision
+from r2kd_hf.teachers import TeacherEnsemble, resolve_teacher_precision
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 

@@ -1,6 +1,5 @@
 """End-to-end runs of the scripts: the quickstart on digits, a 2-process run, evaluation of the result."""
 
-import glob
 import json
 import math
 import os
