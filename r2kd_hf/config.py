@@ -151,6 +151,16 @@ class R2KDConfig(TrainingArguments):
         metadata={"help": f"torch.compile mode of the teachers: {', '.join(COMPILE_MODES)}."},
     )
 
+    student_ema_decay: float | None = field(
+        default=None,
+        metadata={"help": "Keep an exponential moving average of the student's weights, updated after every optimiser step "
+                          "(ema = d*ema + (1-d)*w; e.g. 0.999), evaluated beside the live weights (eval_ema_* metrics) and "
+                          "saved in every checkpoint. Off when unset."},
+    )
+    save_ema_student: bool = field(
+        default=False, metadata={"help": "Save (and push) the EMA weights as the student at the end (needs student_ema_decay)."}
+    )
+
     lr_decay_epochs: list[float] | None = field(
         default=None,
         metadata={"help": "Multiply the learning rate by lr_decay_rate at these epochs (step schedule of the KD papers, e.g. 150 180 210)."},
@@ -158,6 +168,10 @@ class R2KDConfig(TrainingArguments):
     lr_decay_rate: float = field(default=0.1, metadata={"help": "Factor applied at each of lr_decay_epochs."})
 
     def __post_init__(self) -> None:
+        if not self.dataloader_num_workers and (self.dataloader_prefetch_factor is not None or self.dataloader_persistent_workers):
+            # a recipe's worker settings (224 px) overridden with --dataloader_num_workers 0: they have nothing to apply to
+            logger.info("dataloader_num_workers=0: dataloader_prefetch_factor and dataloader_persistent_workers are ignored.")
+            self.dataloader_prefetch_factor, self.dataloader_persistent_workers = None, False
         super().__post_init__()
         if self.push_to_hub and str(getattr(self.hub_strategy, "value", self.hub_strategy)) != "end":
             logger.warning(
@@ -252,6 +266,10 @@ def check_training_ranges(values: Any) -> None:
         value = getattr(values, name, None)
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise FieldError(name, value, "it must be > 0 (a step count, or a fraction of the run below 1)")
+    if values.student_ema_decay is not None:
+        check_range(values, "student_ema_decay", 0, 1, low_open=True, high_open=True, hint="timm's default is 0.9998.")
+    if values.save_ema_student and values.student_ema_decay is None:
+        raise FieldError("save_ema_student", True, "it needs student_ema_decay (the average to save)")
     output_dir = getattr(values, "output_dir", None)
     if output_dir and os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise FieldError("output_dir", output_dir, "it names an existing file, not a folder",

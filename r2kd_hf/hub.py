@@ -141,6 +141,13 @@ def build_model_card(trainer, model_name: str | None = None, extra_tags: list[st
         "## Distillation", _table(loss_rows), "## Teacher", _table(teacher_rows), "## Student", _table(student_rows),
         "## Data and training", _table(data_rows),
     ]
+    if lineage.get("onnx"):
+        onnx = lineage["onnx"]
+        body += ["## ONNX", f"`model.onnx` (opset {onnx['opset']}, input `pixel_values` (batch, {', '.join(map(str, onnx['input_size']))}), "
+                 f"output `logits`, dynamic batch) was exported from this student and checked with ONNX Runtime: max abs "
+                 f"difference to torch {onnx['max_abs_diff']:.1e} on {onnx['check_batch']} images.\n\n```python\nimport "
+                 "onnxruntime as ort\nsession = ort.InferenceSession('model.onnx')\nlogits = session.run(['logits'], "
+                 "{'pixel_values': pixel_values_numpy})[0]\n```"]
     if lineage.get("robustness"):
         body += ["## Robustness (common corruptions)", lineage["robustness"]]
     if lineage.get("recipe"):

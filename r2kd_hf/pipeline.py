@@ -260,6 +260,16 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
         trainer.save_model()
     summary = {}
     robustness = None
+    if trainer.is_world_process_zero() and model_args.export_onnx and role == "student":
+        from .export import export_onnx
+
+        size = tuple(data_config["input_size"])
+        exported = export_onnx(trainer.accelerator.unwrap_model(trainer.model), os.path.join(training_args.output_dir, "model.onnx"),
+                               input_size=size)
+        trainer.model.to(training_args.device)  # the export ran on the CPU
+        trainer.lineage["onnx"] = exported
+        trainer.files_to_publish.add("model.onnx")
+        logger.info("Wrote model.onnx (opset %d, ONNX Runtime vs torch: max abs diff %.1e)", exported["opset"], exported["max_abs_diff"])
     if trainer.is_world_process_zero():
         if data_args.corruptions:
             robustness = evaluate_robustness(trainer, data, data_config, data_args, training_args.output_dir)

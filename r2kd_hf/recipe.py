@@ -57,6 +57,11 @@ class ModelArguments:
     teacher_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of that teacher training (default: the student's)."}
     )
+    export_onnx: bool = field(
+        default=False,
+        metadata={"help": "At the end, also write model.onnx next to the model (dynamic batch, opset 17), checked with ONNX "
+                          "Runtime against torch; the card says so. Needs the onnx extra (pip install 'r2kd_hf[onnx]')."},
+    )
     retrain_teacher: bool = field(
         default=False,
         metadata={"help": "Retrain the run's own teacher (<output_dir>/teacher) even when one trained with other settings "

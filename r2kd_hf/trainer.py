@@ -13,6 +13,7 @@ and evaluation. Public ``Trainer`` hooks it overrides, and why:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -142,9 +143,37 @@ class R2KDTrainer(Trainer):
         self._pending_terms: dict[str, torch.Tensor] = {}
         self._pending_steps = 0
         self.skipped_images = 0  # unreadable images dropped by the collator (skip_corrupt_images=True)
+        self.student_ema = None
+        if args.student_ema_decay is not None:
+            from .ema import StudentEMA, StudentEMACallback
+
+            self.student_ema = StudentEMA(self._bare_student(), args.student_ema_decay)
+            self.add_callback(StudentEMACallback(self.student_ema, lambda m: unwrap(self.accelerator.unwrap_model(m))))
         # the small-image path: uint8 batches, augmented here on the device (r2kd_hf.small_images)
         self.device_transform = getattr(train_dataset, "device_transform", None)
         self._augment_counter = (-1, 0)
+
+    def _bare_student(self) -> nn.Module:
+        return unwrap(self.accelerator.unwrap_model(self.model))
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None, **kwargs):
+        """``Trainer.train``; on resume, the student's EMA continues from the checkpoint's ``student_ema.safetensors``."""
+        if self.student_ema is not None and resume_from_checkpoint:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            folder = get_last_checkpoint(self.args.output_dir) if resume_from_checkpoint is True else resume_from_checkpoint
+            if folder and not self.student_ema.load(folder):
+                logger.warning("%s holds no student_ema.safetensors: the EMA restarts from the initial weights.", folder)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
+                             ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """``Trainer.evaluate``, plus the same metrics of the student's EMA (``eval_ema_*``) when one is kept."""
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if self.student_ema is not None and metric_key_prefix == "eval":
+            with self.student_ema.applied_to(self._bare_student()):
+                metrics.update(super().evaluate(eval_dataset, ignore_keys, "eval_ema"))
+        return metrics
 
     def _place_frozen(self, module: nn.Module) -> nn.Module:
         if self.is_deepspeed_enabled:
@@ -276,7 +305,11 @@ class R2KDTrainer(Trainer):
                 if record is not None:  # the pruned architecture must travel with the gathered weights
                     write_record(record, output_dir)
         elif self.args.should_save:
-            written = save_classifier(self.accelerator.unwrap_model(self.model), output_dir, label_names=dataset_label_names(self.train_dataset))
+            final = os.path.abspath(output_dir) == os.path.abspath(self.args.output_dir)
+            swap = (self.student_ema.applied_to(self._bare_student()) if final and self.args.save_ema_student and self.student_ema
+                    else contextlib.nullcontext())
+            with swap:  # checkpoints always hold the live weights (exact resume); the final folder may hold the EMA
+                written = save_classifier(self.accelerator.unwrap_model(self.model), output_dir, label_names=dataset_label_names(self.train_dataset))
             with open(os.path.join(output_dir, TRAINING_ARGS_JSON), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
             if os.path.abspath(output_dir) == os.path.abspath(self.args.output_dir):

@@ -9,6 +9,7 @@ Pruned students (folders with r2kd_pruning.json) are rebuilt with r2kd_hf.load_s
 
 import argparse
 import json
+import os
 import sys
 
 import r2kd_hf  # noqa: F401
@@ -29,7 +30,8 @@ def main(argv=None) -> int:
     parser.add_argument("--transform_style", default=None, choices=["timm", "cifar"], help="Default: cifar below 96 px, else timm.")
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--max_samples", type=int, default=None)
-    parser.add_argument("--latency", action="store_true", help="Also time CPU forwards at batch 1 and 64.")
+    parser.add_argument("--latency", action="store_true", help="Also time CPU forwards at batch 1 and 64 (torch, and ONNX Runtime "
+                        "when the onnx extra is installed).")
     parser.add_argument("--output", default=None, help="Write the metrics as JSON here.")
     parser.add_argument("--corruptions", nargs="*", default=None,
                         help="Also evaluate on common corruptions: 'all' or names (gaussian_noise ... jpeg_compression).")
@@ -61,6 +63,18 @@ def main(argv=None) -> int:
     if args.latency:
         metrics["cpu_latency_ms_batch1"] = round(cpu_latency_ms(model, size, 1), 3)
         metrics["cpu_latency_ms_batch64"] = round(cpu_latency_ms(model, size, 64, repeats=10), 3)
+        try:  # ONNX Runtime beside torch, when the onnx extra is installed
+            import tempfile
+
+            from r2kd_hf.export import export_onnx, onnx_latency_ms
+
+            with tempfile.TemporaryDirectory() as folder:
+                exported = export_onnx(model, os.path.join(folder, "model.onnx"), input_size=size)
+                metrics["onnxruntime_latency_ms_batch1"] = round(onnx_latency_ms(exported["path"], size, 1), 3)
+                metrics["onnxruntime_latency_ms_batch64"] = round(onnx_latency_ms(exported["path"], size, 64, repeats=10), 3)
+                metrics["onnx_max_abs_diff"] = exported["max_abs_diff"]
+        except ImportError as error:
+            metrics["onnxruntime_latency"] = f"not measured: {error}"
     if args.corruptions is not None:
         from r2kd_hf.pipeline import cache_dir
         from r2kd_hf.plots import plot_corruption_accuracy

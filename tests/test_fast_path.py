@@ -234,3 +234,48 @@ def test_uint8_batches_without_a_device_transform_get_an_actionable_error(tmp_pa
                                                             report_to="none", max_steps=1), train_dataset=plain)
     with pytest.raises(ValueError, match="uint8 images.*device_transform.*in_memory_split"):
         trainer.train()
+
+
+# ---------------------------------------------------------------------------------------------- the student's EMA
+def _ema_run(tmp_path, name, max_steps, resume=None, decay=0.5, save_steps=2):
+    from helpers import BlobImages, TinyNet
+    from transformers import TrainerCallback
+
+    class Snapshots(TrainerCallback):  # the live weights after every optimiser step, in callback order before the EMA's
+        def __init__(self):
+            self.weights = []
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            self.weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    snapshots = Snapshots()
+    torch.manual_seed(0)
+    args = R2KDConfig(output_dir=str(tmp_path / name), max_steps=max_steps, per_device_train_batch_size=8, learning_rate=0.1,
+                      optim="sgd", loss_name="none", use_cpu=True, report_to="none", disable_tqdm=True, seed=0,
+                      save_strategy="steps", save_steps=save_steps, student_ema_decay=decay, save_ema_student=True)
+    trainer = R2KDTrainer(model=TinyNet(4, batch_norm=True), args=args, train_dataset=BlobImages(64), callbacks=[snapshots])
+    initial = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer, initial, snapshots.weights
+
+
+def test_student_ema_equals_a_hand_computation_and_survives_resume(tmp_path):
+    full, initial, steps = _ema_run(tmp_path, "full", 4)
+    expected = {k: v.clone().float() if v.is_floating_point() else v.clone() for k, v in initial.items()}
+    for weights in steps:
+        for k, v in weights.items():
+            expected[k] = 0.5 * expected[k] + 0.5 * v if v.is_floating_point() else v.clone()
+    for k, v in expected.items():
+        torch.testing.assert_close(full.student_ema.shadow[k], v, rtol=0, atol=1e-6)
+    assert not torch.equal(full.student_ema.shadow["fc.weight"], full.model.state_dict()["fc.weight"])  # an average, not a copy
+    assert os.path.exists(tmp_path / "full" / "checkpoint-2" / "student_ema.safetensors")
+    metrics = full.evaluate(__import__("helpers").BlobImages(16, seed=1))
+    assert "eval_accuracy" in metrics and "eval_ema_accuracy" in metrics
+    full.save_model()  # save_ema_student: the final folder holds the average, the checkpoints the live weights
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "full" / "model.safetensors"))
+    assert torch.equal(saved["fc.weight"], full.student_ema.shadow["fc.weight"])
+    resumed, _, _ = _ema_run(tmp_path, "resumed", 4, resume=str(tmp_path / "full" / "checkpoint-2"))
+    for k, v in full.student_ema.shadow.items():
+        assert torch.equal(resumed.student_ema.shadow[k], v), k  # the same average as the uninterrupted run
