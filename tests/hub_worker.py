@@ -1,7 +1,7 @@
 """Train a student two steps, push it to the Hub at HF_ENDPOINT, pull it back three ways and compare logits.
 
-Modes: ``pruned`` (a TimmWrapper student pruned 50 %) and ``timm_module`` (a plain timm module, as in the README's
-"use it in your own script"). Runs in its own process because huggingface_hub reads HF_ENDPOINT at import time.
+Modes: ``pruned`` (a TimmWrapper student pruned 50 %), ``timm_module`` (a plain ``cifar_resnet8`` timm module, as in
+the README's "use it in your own script") and ``timm_name`` (a standard timm architecture, resnet18). Runs in its own process because huggingface_hub reads HF_ENDPOINT at import time.
 Prints one JSON line.
 """
 
@@ -34,6 +34,10 @@ def main(output_dir: str, repo_id: str, mode: str = "pruned") -> None:
     if mode == "pruned":
         student = create_timm_classifier("cifar_resnet8", 4, labels)
         report = prune_student(student, 0.5, (3, 8, 8))
+    elif mode == "timm_name":  # a standard timm architecture: pipeline() must work without r2kd_hf
+        student = create_timm_classifier("resnet18", 4, labels)
+        report = {"params_before": sum(p.numel() for p in student.parameters())}
+        report["params_after"] = report["params_before"]
     else:
         student = timm.create_model("cifar_resnet8", num_classes=4)
         report = {"params_before": sum(p.numel() for p in student.parameters())}

@@ -164,14 +164,22 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["pruned", "timm_module"])
+@pytest.mark.parametrize("mode", ["pruned", "timm_module", "timm_name"])
 def test_pushed_student_loads_back_through_timm_transformers_and_load_student(tmp_path, mode):
     server, port, store = _start_hub(tmp_path)
     repo_id = f"tester/{mode.replace('_', '-')}-student"
     try:
         result = _run_worker(tmp_path, f"http://127.0.0.1:{port}", repo_id, mode)
+        # pipeline("image-classification", model=repo): standard timm students need nothing of ours, the others the import
+        env = dict(os.environ, HF_HUB_OFFLINE="0", HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf_home"))
+        pipe = subprocess.run([sys.executable, os.path.join(HERE, "pipeline_worker.py"), repo_id,
+                               "plain" if mode == "timm_name" else "import", "8"], env=env, capture_output=True, text=True, timeout=300)
     finally:
         server.kill()
+    assert pipe.returncode == 0, pipe.stderr[-3000:]
+    classified = json.loads(pipe.stdout.strip().splitlines()[-1])
+    assert classified["pipeline"] == classified["model"] and classified["processor"] == "TimmWrapperImageProcessor"
+    assert classified["r2kd_hf_imported"] == (mode != "timm_name")
     assert result["pushed"]
     assert result["max_logit_difference"] == {"load_student": 0.0, "timm": 0.0, "transformers": 0.0}
     assert set(result["pulled_params"].values()) == {result["params_after"]}
@@ -189,6 +197,8 @@ def test_pushed_student_loads_back_through_timm_transformers_and_load_student(tm
     if mode == "pruned":
         assert result["params_after"] < result["params_before"] and "r2kd_pruning.json" in files
         assert "params before / after" in card and "fang2023depgraph" in card
+    if mode == "timm_module":  # the teacher is named by its architecture, not by a wrapper class
+        assert "TimmWrapperForImageClassification" not in card and "cifar_resnet8 (timm)" in card
 
 
 @pytest.mark.slow
