@@ -20,8 +20,8 @@ import r2kd_hf  # noqa: F401
 from r2kd_hf.evaluation import cpu_latency_ms
 from r2kd_hf.modeling import count_macs, count_parameters
 from r2kd_hf.setup import load_model
-from r2kd_hf.pipeline import run, train_teacher
-from r2kd_hf.recipe import DataArguments, ModelArguments, parse_recipe
+from r2kd_hf.app.pipeline import run, train_teacher
+from r2kd_hf.app.recipe import DataArguments, ModelArguments, parse_recipe
 
 # The scale of the (superseded, removed) quality benchmark v1 that these figures were measured at.
 SCALES = {"cpu": dict(max_train_samples=4000, teacher_arch="cifar_resnet20", teacher_epochs=15, student="cifar_resnet8",

@@ -17,8 +17,8 @@ from r2kd_hf.data import build_transforms, prepare_dataset
 from r2kd_hf.evaluation import cpu_latency_ms, evaluate_accuracy
 from r2kd_hf.modeling import count_macs, count_parameters
 from r2kd_hf.setup import load_model
-from r2kd_hf.pipeline import load_data, resolved_data_config
-from r2kd_hf.recipe import DataArguments
+from r2kd_hf.app.pipeline import load_data, resolved_data_config
+from r2kd_hf.app.recipe import DataArguments
 
 
 def main(argv=None) -> int:
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         except ImportError as error:
             metrics["onnxruntime_latency"] = f"not measured: {error}"
     if args.corruptions is not None:
-        from r2kd_hf.pipeline import cache_dir
+        from r2kd_hf.app.pipeline import cache_dir
         from r2kd_hf.plots import plot_corruption_accuracy
         from r2kd_hf.robustness import clean_images, evaluate_corruptions
 

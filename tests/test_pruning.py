@@ -15,7 +15,7 @@ from helpers import BlobImages, TinyNet
 from r2kd_hf import R2KDConfig, R2KDTrainer, load_student, prune_student
 from r2kd_hf.setup import create_timm_classifier, prune_student_or_resume
 from r2kd_hf.pruning import l1_unstructured_global, prune_teacher_copy, weight_sparsity
-from r2kd_hf.recipe import ModelArguments
+from r2kd_hf.app.recipe import ModelArguments
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LABELS = {i: f"class_{i}" for i in range(4)}

@@ -10,7 +10,7 @@ import torch
 
 import r2kd_hf
 from r2kd_hf.models import ARCHITECTURES
-from r2kd_hf.recipe import load_recipe_file, parse_recipe
+from r2kd_hf.app.recipe import load_recipe_file, parse_recipe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .messages import FieldError, UsageError, check_range, unknown_key_message  # noqa: F401  (re-exported)
+from ..messages import FieldError, UsageError, check_range, unknown_key_message  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
-    from .config import R2KDConfig
+    from ..config import R2KDConfig
 
 
 @dataclass
@@ -136,7 +136,7 @@ class DataArguments:
 
     def __post_init__(self) -> None:
         if self.corruptions:
-            from .robustness import check_names
+            from ..robustness import check_names
 
             check_names(self.corruptions, self.corruption_severities)
         if self.transform_style not in ("timm", "cifar"):
@@ -155,7 +155,7 @@ class DataArguments:
 
 def sections() -> dict[str, type]:
     """The recipe's sections and their dataclasses (the training one imports transformers, hence a function)."""
-    from .config import R2KDConfig
+    from ..config import R2KDConfig
 
     return {"model": ModelArguments, "data": DataArguments, "training": R2KDConfig}
 
@@ -224,7 +224,7 @@ def parse_recipe(
 
     from transformers import HfArgumentParser
 
-    from .config import R2KDConfig, check_distillation_fields
+    from ..config import R2KDConfig, check_distillation_fields
 
     classes = sections()
     parser = HfArgumentParser(tuple(classes.values()), allow_abbrev=False)  # no silent prefixes
@@ -249,7 +249,7 @@ def parse_recipe(
     except FieldError as error:
         raise UsageError(f"{error} {_source(error.field, rest, recipe, known.recipe)}") from None
     if known.print_recipe:
-        from .reference import annotate_recipe_text
+        from ..reference import annotate_recipe_text
 
         training = {k: _plain(v) for k, v in values[R2KDConfig].items() if "token" not in k}
         training["loss_name"] = str(training["loss_name"]).lower()  # as R2KDConfig stores it

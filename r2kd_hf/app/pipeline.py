@@ -11,13 +11,13 @@ import json
 import logging
 import os
 
-from .collate import ImageClassificationCollator
-from .config import R2KDConfig
-from .data import LoadedData, build_transforms, load_image_dataset, prepare_dataset, verify_images
-from .hub import final_and_best, teacher_metrics
-from .modeling import count_macs, count_parameters, unwrap
+from ..collate import ImageClassificationCollator
+from ..config import R2KDConfig
+from ..data import LoadedData, build_transforms, load_image_dataset, prepare_dataset, verify_images
+from ..hub import final_and_best, teacher_metrics
+from ..modeling import count_macs, count_parameters, unwrap
 from .recipe import DataArguments, ModelArguments
-from .setup import (
+from ..setup import (
     apply_data_config,
     build_student,
     check_one_batch,
@@ -25,7 +25,7 @@ from .setup import (
     prune_student_or_resume,
     resolve_data_config,
 )
-from .trainer import R2KDTrainer
+from ..trainer import R2KDTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def resolved_data_config(student, data_args: DataArguments) -> dict:
 
 def uses_small_image_path(data_args: DataArguments, data_config: dict) -> bool:
     """The in-memory, on-device training transform applies to the cifar style without PIL-only policies, up to 64 px."""
-    from .small_images import MAX_SIZE
+    from ..small_images import MAX_SIZE
 
     return (data_args.small_image_path and data_args.transform_style == "cifar" and not data_args.auto_augment
             and not data_args.random_erasing and int(data_config["input_size"][-1]) <= MAX_SIZE)
@@ -75,7 +75,7 @@ def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArgum
     in_memory = uses_small_image_path(data_args, data_config)
     removed = {"train": [], "eval": []}
     if in_memory:  # decoding every training image once is also its verification
-        from .small_images import in_memory_split
+        from ..small_images import in_memory_split
 
         size = int(data_config["input_size"][-1])
         padding = data_args.crop_padding if data_args.crop_padding is not None else max(size // 8, 1)
@@ -120,7 +120,7 @@ def resolve_resume(value, output_dir: str) -> str | None:
         path = str(value)
     problem = checkpoint_problem(path)
     if problem:
-        from .messages import UsageError
+        from ..messages import UsageError
 
         parent = os.path.dirname(os.path.abspath(path))
         intact = [c for c in _checkpoints(parent) if c != os.path.abspath(path) and not checkpoint_problem(c)]
@@ -185,7 +185,7 @@ def train_teacher(model_args: ModelArguments, data_args: DataArguments, training
     wanted = teacher_settings(model_args, data_args, training_args)
     record = os.path.join(output_dir, TEACHER_SETTINGS)
     if os.path.exists(os.path.join(output_dir, "config.json")) and not model_args.retrain_teacher:
-        from .messages import UsageError
+        from ..messages import UsageError
 
         recorded = json.load(open(record, encoding="utf-8")) if os.path.exists(record) else None
         if recorded == wanted:
@@ -223,7 +223,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     from transformers import set_seed
 
     if training_args.push_to_hub and training_args.should_save:  # before any work, the run's own teacher included
-        from .hub import check_hub_access
+        from ..hub import check_hub_access
 
         check_hub_access(training_args)
     set_seed(training_args.seed)
@@ -261,7 +261,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     summary = {}
     robustness = None
     if trainer.is_world_process_zero() and model_args.export_onnx and role == "student":
-        from .export import export_onnx
+        from ..export import export_onnx
 
         size = tuple(data_config["input_size"])
         exported = export_onnx(trainer.accelerator.unwrap_model(trainer.model), os.path.join(training_args.output_dir, "model.onnx"),
@@ -290,8 +290,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
 
 def evaluate_robustness(trainer: R2KDTrainer, data: LoadedData, data_config: dict, data_args: DataArguments, output_dir: str) -> dict:
     """Common-corruption accuracy of the trained model on the eval split; written next to the model and into the card."""
-    from .plots import plot_corruption_accuracy
-    from .robustness import clean_images, evaluate_corruptions, robustness_markdown, save_report
+    from ..plots import plot_corruption_accuracy
+    from ..robustness import clean_images, evaluate_corruptions, robustness_markdown, save_report
 
     size = int(data_config["input_size"][-1])
     images, labels = clean_images(data.splits["eval"], size, data_args.corruption_max_images)
@@ -317,7 +317,7 @@ def _latest_eval(trainer: R2KDTrainer) -> dict | None:
 def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_report: dict | None, role: str,
               robustness: dict | None = None) -> dict:
     """Print a table (teacher, pruned teacher, student: accuracy, params, MACs), write summary.json and the PNG."""
-    from .plots import plot_training_curves
+    from ..plots import plot_training_curves
 
     size = tuple(data_config["input_size"])
     final, best = final_and_best(trainer.state.log_history)

@@ -36,7 +36,7 @@ def main(argv: list[str] | None, job: Callable, default_recipe: str | None = Non
         print(f"error: {_message(error)}", file=sys.stderr)
         return 2
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    from .messages import UsageError
+    from ..messages import UsageError
 
     try:
         job(*parsed)

@@ -1,0 +1,40 @@
+"""The commands: ``r2kd-distill`` / ``scripts/distill.py`` and ``r2kd-train-teacher`` / ``scripts/train_teacher.py``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from .cli import main
+
+
+def default_recipe() -> str:
+    """The embedded default (the quickstart): shipped inside wheels, or the checkout's ``recipes/`` folder."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, "..", "recipes", "quickstart.yaml"), os.path.join(here, "..", "..", "recipes", "quickstart.yaml")):
+        if os.path.exists(candidate):
+            return os.path.normpath(candidate)
+    return "recipes/quickstart.yaml"
+
+
+def distill(model_args, data_args, training_args, info) -> None:
+    from .pipeline import run
+
+    run(model_args, data_args, training_args, info)
+
+
+def train_teacher(model_args, data_args, training_args, info) -> None:
+    """The recipe's ``model.teacher_arch`` trained with cross-entropy only (``training.*`` applies)."""
+    from .pipeline import run
+
+    model_args = dataclasses.replace(model_args, student=model_args.teacher_arch, prune_student=None, student_from_teacher=False)
+    training_args = dataclasses.replace(training_args, loss_name="none", prune_teacher=False, second_view="none")
+    run(model_args, data_args, training_args, info, role="teacher")
+
+
+def distill_main(argv: list[str] | None = None) -> int:
+    return main(argv, distill, default_recipe=default_recipe())
+
+
+def train_teacher_main(argv: list[str] | None = None) -> int:
+    return main(argv, train_teacher)
