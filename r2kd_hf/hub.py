@@ -50,6 +50,40 @@ def teacher_metrics(log_history: list[dict]) -> dict[str, float]:
     return {k: entry[k] for entry in log_history for k in keys if k in entry}
 
 
+EVAL_RESULTS_FILE = ".eval_results/r2kd_hf.yaml"
+
+
+def write_eval_results(trainer, output_dir: str) -> str | None:
+    """The evaluation results in the Hub's current format (``.eval_results/*.yaml``, read by model pages and dataset
+    leaderboards), beside the card's legacy ``model-index``. Written when the installed huggingface_hub has
+    ``EvalResultEntry`` and the dataset is a Hub dataset id (a local folder cannot be referenced); returns the path."""
+    try:
+        from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
+    except ImportError:
+        return None
+    dataset = trainer.lineage.get("dataset")
+    if not isinstance(dataset, str) or not REPO_ID_PATTERN.match(dataset) or os.path.exists(os.path.expanduser(dataset)):
+        return None
+    final, best = final_and_best(trainer.state.log_history)
+    split = trainer.lineage.get("eval_split") or "validation"
+    entries = [EvalResultEntry(dataset_id=dataset, task_id="image-classification", value=round(value, 6),
+                               notes=f"{name} top-1 on the {split} split, r2kd_hf {trainer.args.loss_name}")
+               for value, name in ((final, "final"), (best, "best")) if value is not None]
+    report = trainer.lineage.get("robustness_report")
+    if report:
+        entries.append(EvalResultEntry(dataset_id=dataset, task_id="image-classification", value=round(report["mca"], 6),
+                                       notes=f"mean corruption accuracy ({report['benchmark']} constants, {split} split)"))
+    if not entries:
+        return None
+    import yaml
+
+    path = os.path.join(output_dir, EVAL_RESULTS_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(eval_result_entries_to_yaml(entries), handle, sort_keys=False)
+    return path
+
+
 def _usage(trainer) -> str:
     """The loading snippet with the real repo id (or, before any push, the local folder)."""
     repo = getattr(trainer, "hub_model_id", None) or trainer.args.hub_model_id

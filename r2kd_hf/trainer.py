@@ -324,9 +324,13 @@ class R2KDTrainer(Trainer):
         from .hub import build_model_card
 
         os.makedirs(self.args.output_dir, exist_ok=True)
+        from .hub import EVAL_RESULTS_FILE, write_eval_results
+
         card = build_model_card(self, model_name=model_name, extra_tags=[tags] if isinstance(tags, str) else tags)
         card.save(os.path.join(self.args.output_dir, "README.md"))
         self.files_to_publish.add("README.md")
+        if write_eval_results(self, self.args.output_dir):
+            self.files_to_publish.add(EVAL_RESULTS_FILE)
 
     def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
         """``Trainer.init_hf_repo`` (called before any training when ``push_to_hub``), with an actionable error."""

@@ -93,7 +93,12 @@ def test_fgvr_cub_headline_command_from_the_hub_to_the_hub(hub, tmp_path):
     commits = json.load(open(os.path.join(hub["store"], "_commits.json")))["tester/cub-student"]
     assert len(commits) == 1  # one run, one commit, with the final card and records
     assert set(commits[0]) == {"config.json", "model.safetensors", "README.md", "training_args.json", "recipe.yaml",
-                               "summary.json", "trainer_state.json", "training_curves.png"}
+                               "summary.json", "trainer_state.json", "training_curves.png", ".eval_results/r2kd_hf.yaml"}
+    import yaml  # the Hub's current evaluation-results format, beside the card's model-index
+
+    results = yaml.safe_load(open(os.path.join(pushed, ".eval_results", "r2kd_hf.yaml")))
+    assert results[0]["dataset"] == {"id": "Donghyun99/CUB-200-2011", "task_id": "image-classification"}
+    assert results[0]["value"] == pytest.approx(summary["final_eval_accuracy"], abs=1e-6)
     assert not [f for f in os.listdir(pushed) if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
     card = open(os.path.join(pushed, "README.md")).read()
     assert "base_model: anonauthors/cub200-timm-resnet50" in card and "Donghyun99/CUB-200-2011" in card

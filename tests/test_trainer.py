@@ -293,3 +293,42 @@ def test_cutmixpick_ranks_by_the_raw_teacher_not_the_pruned_mix(tmp_path):
     with torch.no_grad():
         raw = trainer.teachers.teacher(clean)
     torch.testing.assert_close(logits, raw)
+
+
+METRIC_MODULE = '''
+import datasets
+import evaluate
+
+
+class LocalAccuracy(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(description="accuracy", citation="", inputs_description="",
+                                   features=datasets.Features({"predictions": datasets.Value("int64"),
+                                                               "references": datasets.Value("int64")}))
+
+    def _compute(self, predictions, references):
+        return {"accuracy": sum(int(p == r) for p, r in zip(predictions, references)) / len(references)}
+'''
+
+
+def test_a_compute_metrics_built_with_evaluate_works_with_the_trainer(tmp_path):
+    """evaluate (an optional extra) plugs in as transformers users expect; offline, from a local metric module."""
+    evaluate = pytest.importorskip("evaluate")
+    folder = tmp_path / "local_accuracy"
+    folder.mkdir()
+    (folder / "local_accuracy.py").write_text(METRIC_MODULE)
+    metric = evaluate.load(str(folder))
+
+    def compute_metrics(prediction):
+        return metric.compute(predictions=prediction.predictions.argmax(-1), references=prediction.label_ids)
+
+    data = BlobImages(32)
+    runs = {}
+    for name, metrics_fn in (("evaluate", compute_metrics), ("built-in", None)):
+        args = R2KDConfig(output_dir=str(tmp_path / name), loss_name="none", max_steps=2, per_device_train_batch_size=8,
+                          use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True, seed=0)
+        torch.manual_seed(0)
+        trainer = R2KDTrainer(model=TinyNet(4), args=args, train_dataset=data, compute_metrics=metrics_fn)
+        trainer.train()
+        runs[name] = trainer.evaluate(BlobImages(16, seed=1))
+    assert runs["evaluate"]["eval_accuracy"] == pytest.approx(runs["built-in"]["eval_accuracy"])
