@@ -27,7 +27,7 @@ _EXPORTS = {
     "dkd_loss": "losses",
     "get_loss": "losses",
     "kd_loss": "losses",
-    "load_model": "setup",
+    "load_model": "loading",
     "load_student": "saving",
     "prune_student": "pruning",
     "r2kd_loss": "losses",

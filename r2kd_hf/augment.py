@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from . import citations
-from .modeling import DEFAULT_MEAN, DEFAULT_STD
+from .introspection import DEFAULT_MEAN, DEFAULT_STD
 from .registry import Entry, Registry
 
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 
 from .collate import ImageClassificationCollator
-from .modeling import data_config_of
+from .introspection import data_config_of
 from .pruning.teacher import PRUNERS, prune_teacher_copy
 from .teachers import TeacherEnsemble
 

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .collate import ImageClassificationCollator
 from .metrics import topk_accuracy
-from .modeling import logits_of
+from .introspection import logits_of
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .modeling import data_config_of, logits_of
+from .introspection import data_config_of, logits_of
 
 DEFAULT_OPSET = 17  # ONNX Runtime >= 1.11 runs it; every convolution and pooling the cifar_* and timm CNNs use exist
 
@@ -35,7 +35,7 @@ class _LogitsOnly(nn.Module):
 
 def _require_onnx() -> None:
     try:
-        import onnx  # noqa: F401
+        import onnx  # noqa: F401  (availability check)
         import onnxruntime  # noqa: F401
     except ImportError as error:
         raise ImportError(f"ONNX export needs onnx and onnxruntime ({error}): pip install 'r2kd_hf[onnx]'.") from None
@@ -60,7 +60,7 @@ def export_onnx(model: nn.Module | str, output: str, *, input_size: tuple[int, i
     import numpy as np
     import onnxruntime as ort
 
-    from .setup import load_model
+    from .loading import load_model
 
     model = load_model(model, role="model", revision=revision) if isinstance(model, str) else model
     model = model.eval().to("cpu")

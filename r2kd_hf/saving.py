@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from .modeling import timm_module_of, unwrap
+from .introspection import timm_module_of, unwrap
 from .pruning.serialization import PRUNING_RECORD_NAME, RECORD_FORMAT, apply_record, attach_record, record_of, write_record
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """``R2KDTrainer``: a ``transformers.Trainer`` whose loss distils a student from a frozen (and pruned) teacher.
 
-The trainer takes ready modules (:mod:`r2kd_hf.setup` builds them) and keeps to the distillation step, its logging
+The trainer takes ready modules (:mod:`r2kd_hf.loading` builds them) and keeps to the distillation step, its logging
 and evaluation. Public ``Trainer`` hooks it overrides, and why:
 
 * ``compute_loss``: the distillation step (below);
@@ -31,9 +31,9 @@ from .config import R2KDConfig
 from .distributed import gather_batch, world_size
 from .losses import bind_loss
 from .metrics import topk_accuracy
-from .modeling import DEFAULT_MEAN, DEFAULT_STD, data_config_of, logits_of, unwrap
+from .introspection import DEFAULT_MEAN, DEFAULT_STD, data_config_of, logits_of, unwrap
 from .saving import save_classifier
-from .setup import build_teacher, check_label_agreement, dataset_label_names, load_model
+from .loading import build_teacher, check_label_agreement, dataset_label_names, load_model
 from .teachers import TeacherEnsemble, resolve_teacher_precision
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class R2KDTrainer(Trainer):
         model: the student, an ``nn.Module`` (a string is loaded with :func:`r2kd_hf.load_model`).
         args: an :class:`R2KDConfig`.
         teacher_model: the teacher: an ``nn.Module``, or any spec :func:`r2kd_hf.load_model` reads (folder, Hub id,
-            timm name, reference checkpoint). Built once, by :func:`r2kd_hf.setup.build_teacher`.
+            timm name, reference checkpoint). Built once, by :func:`r2kd_hf.loading.build_teacher`.
         teacher_revision / teacher_arch: the Hub revision of a teacher spec, the architecture of a checkpoint file.
         data_config: the run's data config (``mean``/``std`` for the policy views); default: the student's.
         lineage: facts for the model card (``teacher``, ``teacher_revision``, ``dataset``, ``eval_split``, ``recipe``...).
@@ -321,10 +321,10 @@ class R2KDTrainer(Trainer):
         """Write ``README.md`` saying how the student was made (teacher, loss, pruning, data, metrics, recipe)."""
         if not self.is_world_process_zero():
             return
-        from .hub import build_model_card
+        from .cards import build_model_card
 
         os.makedirs(self.args.output_dir, exist_ok=True)
-        from .hub import EVAL_RESULTS_FILE, write_eval_results
+        from .cards import EVAL_RESULTS_FILE, write_eval_results
 
         card = build_model_card(self, model_name=model_name, extra_tags=[tags] if isinstance(tags, str) else tags)
         card.save(os.path.join(self.args.output_dir, "README.md"))
@@ -334,7 +334,7 @@ class R2KDTrainer(Trainer):
 
     def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
         """``Trainer.init_hf_repo`` (called before any training when ``push_to_hub``), with an actionable error."""
-        from .hub import hub_access_error
+        from .cards import hub_access_error
 
         try:
             super().init_hf_repo(token=token, private=private)

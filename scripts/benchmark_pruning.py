@@ -18,8 +18,8 @@ import sys
 
 import r2kd_hf  # noqa: F401
 from r2kd_hf.evaluation import cpu_latency_ms
-from r2kd_hf.modeling import count_macs, count_parameters
-from r2kd_hf.setup import load_model
+from r2kd_hf.introspection import count_macs, count_parameters
+from r2kd_hf.loading import load_model
 from r2kd_hf.app.pipeline import run, train_teacher
 from r2kd_hf.app.recipe import DataArguments, ModelArguments, parse_recipe
 

@@ -91,9 +91,9 @@ def one_run(name, seed, scale, scale_name, splits, teacher_dir, args, corrupted_
     from r2kd_hf import R2KDTrainer, load_model
     from r2kd_hf.data import build_transforms, prepare_dataset
     from r2kd_hf.evaluation import evaluate_accuracy
-    from r2kd_hf.hub import final_and_best
-    from r2kd_hf.robustness import evaluate_corruptions
-    from r2kd_hf.setup import apply_data_config, create_timm_classifier, resolve_data_config
+    from r2kd_hf.metrics import final_and_best
+    from r2kd_hf.corruptions import evaluate_corruptions
+    from r2kd_hf.loading import apply_data_config, create_timm_classifier, resolve_data_config
 
     data, train, validation, test = splits
     student = create_timm_classifier(scale["student"], data.num_labels, data.id2label)
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     if not args.report_only:
         import torch
 
-        from r2kd_hf.robustness import clean_images
+        from r2kd_hf.corruptions import clean_images
 
         teacher_dir = os.path.join(args.work_dir, f"teacher_{args.scale}_{scale['teacher']}")
         teacher_ready = os.path.exists(os.path.join(teacher_dir, "config.json"))
@@ -186,7 +186,7 @@ def train_teacher(splits, scale, teacher_dir, args, info_path) -> None:
     from r2kd_hf import R2KDTrainer
     from r2kd_hf.data import build_transforms, prepare_dataset
     from r2kd_hf.evaluation import evaluate_accuracy
-    from r2kd_hf.setup import apply_data_config, create_timm_classifier, resolve_data_config
+    from r2kd_hf.loading import apply_data_config, create_timm_classifier, resolve_data_config
 
     data, train, validation, test = splits
     teacher = create_timm_classifier(scale["teacher"], data.num_labels, data.id2label)

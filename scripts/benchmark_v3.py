@@ -62,7 +62,7 @@ def train_strong_teacher(dataset: str, work_dir: str, use_cpu: bool) -> dict:
     from r2kd_hf import R2KDTrainer
     from r2kd_hf.data import build_transforms, prepare_dataset
     from r2kd_hf.evaluation import evaluate_accuracy
-    from r2kd_hf.setup import apply_data_config, create_timm_classifier, resolve_data_config
+    from r2kd_hf.loading import apply_data_config, create_timm_classifier, resolve_data_config
 
     data, train, validation, test = teacher_splits(dataset)
     teacher = create_timm_classifier(TEACHER["architecture"], data.num_labels, data.id2label)
@@ -149,7 +149,7 @@ def run_rows(parser, args) -> int:
         parser.error(f"unknown row(s) {unknown}; valid: {list(ROWS)}")
     selected = list(args.rows) if args.rows else list(ROWS)
     if not args.report_only:
-        from r2kd_hf.robustness import clean_images
+        from r2kd_hf.corruptions import clean_images
 
         scale = v2.SCALES["cpu"]
         splits = v2.load_splits(args.dataset, scale)

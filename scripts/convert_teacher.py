@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import r2kd_hf
-    from r2kd_hf.checkpoints import load_checkpoint
+    from r2kd_hf.reference_checkpoints import load_checkpoint
 
     try:
         model = load_checkpoint(args.checkpoint, args.arch)

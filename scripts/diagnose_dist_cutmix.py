@@ -28,7 +28,7 @@ def instrumented_trainer(every: int):
     import torch
 
     from r2kd_hf import R2KDTrainer
-    from r2kd_hf.modeling import logits_of
+    from r2kd_hf.introspection import logits_of
 
     class ViewGradients(R2KDTrainer):
         """R2KDTrainer recording, every ``every`` steps, the gradient norm of each view's part of the loss."""
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
 
     from r2kd_hf import load_model
     from r2kd_hf.data import build_transforms, prepare_dataset
-    from r2kd_hf.setup import apply_data_config, create_timm_classifier, resolve_data_config
+    from r2kd_hf.loading import apply_data_config, create_timm_classifier, resolve_data_config
 
     scale = v2.SCALES["cpu"]
     data, train, validation, _ = v2.load_splits(args.dataset, scale)

@@ -15,8 +15,8 @@ import sys
 import r2kd_hf  # noqa: F401
 from r2kd_hf.data import build_transforms, prepare_dataset
 from r2kd_hf.evaluation import cpu_latency_ms, evaluate_accuracy
-from r2kd_hf.modeling import count_macs, count_parameters
-from r2kd_hf.setup import load_model
+from r2kd_hf.introspection import count_macs, count_parameters
+from r2kd_hf.loading import load_model
 from r2kd_hf.app.pipeline import load_data, resolved_data_config
 from r2kd_hf.app.recipe import DataArguments
 
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     if args.batch_size < 1 or (args.max_samples is not None and args.max_samples < 1):
         parser.error("--batch_size and --max_samples must be >= 1.")
     if args.corruptions is not None:
-        from r2kd_hf.robustness import check_names
+        from r2kd_hf.corruptions import check_names
 
         try:
             check_names(args.corruptions, args.severities)
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     if args.corruptions is not None:
         from r2kd_hf.app.pipeline import cache_dir
         from r2kd_hf.plots import plot_corruption_accuracy
-        from r2kd_hf.robustness import clean_images, evaluate_corruptions
+        from r2kd_hf.corruptions import clean_images, evaluate_corruptions
 
         baseline = json.load(open(args.baseline, encoding="utf-8")) if args.baseline else None
         images, labels = clean_images(data.splits["eval"], size[-1], args.max_samples)

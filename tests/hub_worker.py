@@ -18,8 +18,8 @@ from transformers import AutoModelForImageClassification  # noqa: E402
 
 from helpers import BlobImages  # noqa: E402
 from r2kd_hf import R2KDConfig, R2KDTrainer, load_student, prune_student  # noqa: E402
-from r2kd_hf.modeling import logits_of  # noqa: E402
-from r2kd_hf.setup import create_timm_classifier  # noqa: E402
+from r2kd_hf.introspection import logits_of  # noqa: E402
+from r2kd_hf.loading import create_timm_classifier  # noqa: E402
 
 
 class LabelledBlobs(BlobImages):

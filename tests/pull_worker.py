@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForImageClassification
 
 import r2kd_hf
-from r2kd_hf.modeling import logits_of
+from r2kd_hf.introspection import logits_of
 
 
 def main(repo_id: str, local_dir: str, size: int) -> None:

@@ -47,7 +47,7 @@ def check(model, tmp_path, size, name):
     for batch in (1, 5):  # the batch axis is dynamic
         got = session.run(["logits"], {"pixel_values": x[:batch].numpy()})[0]
         with torch.no_grad():
-            expected = r2kd_hf.modeling.logits_of(model(x[:batch])).numpy()
+            expected = r2kd_hf.introspection.logits_of(model(x[:batch])).numpy()
         assert got.shape == expected.shape and np.abs(got - expected).max() <= 1e-4
     return result
 
@@ -63,7 +63,7 @@ def test_every_cifar_network_exports_faithfully(name, tmp_path):
 def test_a_standard_timm_network_and_a_pruned_student_export_faithfully(tmp_path):
     import timm
 
-    from r2kd_hf.setup import create_timm_classifier
+    from r2kd_hf.loading import create_timm_classifier
 
     torch.manual_seed(0)
     check(timm.create_model("resnet18", num_classes=10), tmp_path, 64, "resnet18")

@@ -212,7 +212,7 @@ def test_a_run_with_every_fast_option_trains_saves_and_resumes(tmp_path):
     assert len(losses) == 4 and all(np.isfinite(losses))
     full.save_model()
     from r2kd_hf import load_student
-    from r2kd_hf.modeling import logits_of
+    from r2kd_hf.introspection import logits_of
 
     reloaded = load_student(str(tmp_path / "full"))
     x = torch.randn(2, 3, 16, 16)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from helpers import TinyNet
 from r2kd_hf import R2KDConfig, R2KDTrainer
-from r2kd_hf import robustness
+from r2kd_hf import corruptions as robustness
 
 # Imported outright, not skipped when absent: a missing peer must turn the test run red, not silently green.
 import imagecorruptions  # noqa: E402

@@ -13,7 +13,7 @@ import torch
 
 from helpers import BlobImages, TinyNet
 from r2kd_hf import R2KDConfig, R2KDTrainer, load_student, prune_student
-from r2kd_hf.setup import create_timm_classifier, prune_student_or_resume
+from r2kd_hf.loading import create_timm_classifier, prune_student_or_resume
 from r2kd_hf.pruning import l1_unstructured_global, prune_teacher_copy, weight_sparsity
 from r2kd_hf.app.recipe import ModelArguments
 

@@ -161,7 +161,7 @@ def test_near_chance_teacher_warns(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         trainer.train()
     assert "NEAR CHANCE" in caplog.text
-    from r2kd_hf.hub import teacher_metrics
+    from r2kd_hf.cards import teacher_metrics
 
     assert teacher_metrics(trainer.state.log_history)["teacher_eval_accuracy"] == pytest.approx(0.25)
 
@@ -198,7 +198,7 @@ def test_teacher_required_unless_ce_only(tmp_path):
 def test_teacher_inputs_are_renormalised_when_configs_differ():
     import timm
 
-    from r2kd_hf.modeling import NormalizedTeacher, maybe_renormalize_teacher
+    from r2kd_hf.introspection import NormalizedTeacher, maybe_renormalize_teacher
 
     student = timm.create_model("cifar_resnet8", num_classes=10)
     teacher = timm.create_model("resnet18", num_classes=10, pretrained=False)

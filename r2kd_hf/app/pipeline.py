@@ -14,10 +14,10 @@ import os
 from ..collate import ImageClassificationCollator
 from ..config import R2KDConfig
 from ..data import LoadedData, build_transforms, load_image_dataset, prepare_dataset, verify_images
-from ..hub import final_and_best, teacher_metrics
-from ..modeling import count_macs, count_parameters, unwrap
+from ..metrics import final_and_best, teacher_metrics
+from ..introspection import count_macs, count_parameters, unwrap
 from .recipe import DataArguments, ModelArguments
-from ..setup import (
+from ..loading import (
     apply_data_config,
     build_student,
     check_one_batch,
@@ -223,7 +223,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     from transformers import set_seed
 
     if training_args.push_to_hub and training_args.should_save:  # before any work, the run's own teacher included
-        from ..hub import check_hub_access
+        from ..cards import check_hub_access
 
         check_hub_access(training_args)
     set_seed(training_args.seed)
@@ -291,7 +291,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
 def evaluate_robustness(trainer: R2KDTrainer, data: LoadedData, data_config: dict, data_args: DataArguments, output_dir: str) -> dict:
     """Common-corruption accuracy of the trained model on the eval split; written next to the model and into the card."""
     from ..plots import plot_corruption_accuracy
-    from ..robustness import clean_images, evaluate_corruptions, robustness_markdown, save_report
+    from ..corruptions import clean_images, evaluate_corruptions, robustness_markdown, save_report
 
     size = int(data_config["input_size"][-1])
     images, labels = clean_images(data.splits["eval"], size, data_args.corruption_max_images)

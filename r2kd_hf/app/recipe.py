@@ -136,7 +136,7 @@ class DataArguments:
 
     def __post_init__(self) -> None:
         if self.corruptions:
-            from ..robustness import check_names
+            from ..corruptions import check_names
 
             check_names(self.corruptions, self.corruption_severities)
         if self.transform_style not in ("timm", "cifar"):

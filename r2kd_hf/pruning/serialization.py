@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..modeling import timm_module_of, unwrap
+from ..introspection import timm_module_of, unwrap
 
 PRUNING_RECORD_NAME = "r2kd_pruning.json"
 RECORD_FORMAT = "r2kd_hf.pruning_record/v1"

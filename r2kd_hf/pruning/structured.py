@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..modeling import count_macs, count_parameters, logits_of, timm_module_of, unwrap
+from ..introspection import count_macs, count_parameters, logits_of, timm_module_of, unwrap
 
 SUPPORTED_FAMILIES = (
     "convolutional networks built from Conv2d, BatchNorm and Linear layers: ResNet/ResNeXt, Wide-ResNet, VGG, "

@@ -2,7 +2,7 @@
 
 A model may be a ``transformers`` image classifier (``TimmWrapperForImageClassification`` included), a plain timm
 module, or any ``nn.Module`` mapping ``(B, 3, H, W)`` images to ``(B, C)`` logits. Loading models from names,
-folders, Hub repos and checkpoints is :mod:`r2kd_hf.setup`'s job.
+folders, Hub repos and checkpoints is :mod:`r2kd_hf.loading`'s job.
 """
 
 from __future__ import annotations

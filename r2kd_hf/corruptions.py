@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modeling import logits_of
+from .introspection import logits_of
 
 FAMILIES = {
     "gaussian_noise": "noise", "shot_noise": "noise", "impulse_noise": "noise",

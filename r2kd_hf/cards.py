@@ -10,7 +10,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from . import citations
 from .augment import view_entry
 from .losses import loss_entry
-from .modeling import REPO_ID_PATTERN, count_parameters, timm_module_of, unwrap
+from .introspection import REPO_ID_PATTERN, count_parameters, timm_module_of, unwrap
+from .metrics import final_and_best, teacher_metrics
 from .pruning.serialization import record_of
 
 TAGS = ["r2kd_hf", "knowledge-distillation", "image-classification"]
@@ -37,17 +38,6 @@ def check_hub_access(args) -> str:
     except Exception as error:  # noqa: BLE001
         raise hub_access_error(args, error) from None
     return getattr(url, "repo_id", None) or repo
-
-
-def final_and_best(log_history: list[dict], metric: str = "eval_accuracy") -> tuple[float | None, float | None]:
-    values = [entry[metric] for entry in log_history if metric in entry]
-    return (values[-1], max(values)) if values else (None, None)
-
-
-def teacher_metrics(log_history: list[dict]) -> dict[str, float]:
-    """What the teacher callbacks logged before the first step (accuracies, sparsity)."""
-    keys = ("teacher_eval_accuracy", "pruned_teacher_eval_accuracy", "teacher_mix_eval_accuracy", "pruned_teacher_sparsity", "pruned_teacher_params")
-    return {k: entry[k] for entry in log_history for k in keys if k in entry}
 
 
 EVAL_RESULTS_FILE = ".eval_results/r2kd_hf.yaml"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from r2kd_hf import robustness as R
+from r2kd_hf import corruptions as R
 
 
 def images(n=8, size=32, seed=0, grain=4):

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .modeling import (
+from .introspection import (
     DEFAULT_MEAN,
     DEFAULT_STD,
     REPO_ID_PATTERN,
@@ -75,7 +75,7 @@ def load_model(
     if os.path.isdir(path):
         return _load_from_folder(path, role=role, num_labels=num_labels, id2label=id2label)
     if os.path.isfile(path):
-        from .checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint
+        from .reference_checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint
 
         if not spec.lower().endswith(CHECKPOINT_SUFFIXES):
             raise ValueError(f"The {role} {spec!r} is a file but not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}).")
@@ -268,7 +268,7 @@ def build_teacher(teacher: str | nn.Module, student: nn.Module, *, label_names: 
     """The teacher side of a run, built in one place and once: loaded (any of :data:`MODEL_SPEC_FORMS`; a module is
     used as it is), frozen, checked against the student's and the dataset's classes, and wrapped to re-normalise its
     inputs when its timm normalisation differs from the student's. :class:`~r2kd_hf.R2KDTrainer` calls it."""
-    from .modeling import maybe_renormalize_teacher
+    from .introspection import maybe_renormalize_teacher
 
     module = load_model(teacher, role="teacher", revision=revision, arch=arch)
     module.eval().requires_grad_(False)
