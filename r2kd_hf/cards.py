@@ -93,16 +93,29 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def build_model_card(trainer, model_name: str | None = None, extra_tags: list[str] | None = None,
-                     extra_results: list[EvalResult] | None = None) -> ModelCard:
-    """A ``huggingface_hub.ModelCard`` (``ModelCardData`` metadata, model-index) with the student's lineage."""
-    args, lineage = trainer.args, trainer.lineage
-    student = unwrap(trainer.model)
-    student_record = record_of(student) or record_of(timm_module_of(student) or student)
-    teacher_report = trainer.teachers.pruning_report if trainer.teachers is not None else None
+def _eval_results(trainer, extra_results: list[EvalResult] | None) -> list[EvalResult]:
+    """The card's model-index: final and best top-1, and one entry per corruption plus the mCA when measured."""
+    lineage = trainer.lineage
     final, best = final_and_best(trainer.state.log_history)
-    teacher_id = lineage.get("teacher")
-    name = model_name or args.hub_model_id or "student"
+    dataset, split = lineage.get("dataset") or "unknown", lineage.get("eval_split") or "validation"
+    results = [EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset, dataset_split=split,
+                          metric_type="accuracy", metric_value=round(value, 6), metric_name=metric_name)
+               for value, metric_name in ((final, "final top-1"), (best, "best top-1")) if value is not None]
+    results += list(extra_results or [])
+    report = lineage.get("robustness_report")
+    if report:
+        corrupted = f"{dataset}-C"
+        for corruption, entry in report["per_corruption"].items():
+            results.append(EvalResult(task_type="image-classification", dataset_type=corrupted, dataset_name=corrupted,
+                                      dataset_config=corruption, dataset_split=split, metric_type="accuracy",
+                                      metric_value=round(entry["mean"], 6), metric_name=f"{corruption} accuracy (mean over severities)"))
+        results.append(EvalResult(task_type="image-classification", dataset_type=corrupted, dataset_name=corrupted, dataset_split=split,
+                                  metric_type="mca", metric_value=round(report["mca"], 6), metric_name="mean corruption accuracy"))
+    return results
+
+
+def _tags_and_citations(trainer, student_record, teacher_report, extra_tags) -> tuple[list[str], list[str]]:
+    args = trainer.args
     tags = list(dict.fromkeys([*TAGS, args.loss_name, *(extra_tags or [])]))
     cites = [loss_entry(args.loss_name).citation] if args.uses_teacher else []
     if args.prune_teacher:
@@ -112,31 +125,16 @@ def build_model_card(trainer, model_name: str | None = None, extra_tags: list[st
     if student_record or (teacher_report and teacher_report["method"] == "structured"):
         tags.append("pruning")
         cites.append(citations.TORCH_PRUNING)
-    results = []
-    dataset = lineage.get("dataset") or "unknown"
-    split = lineage.get("eval_split") or "validation"
-    for value, metric_name in ((final, "final top-1"), (best, "best top-1")):
-        if value is not None:
-            results.append(EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset, dataset_split=split,
-                                      metric_type="accuracy", metric_value=round(value, 6), metric_name=metric_name))
-    results += list(extra_results or [])
-    report = lineage.get("robustness_report")
-    if report:  # model-index entries: one per corruption (mean over severities), and the mCA
-        corrupted = f"{dataset}-C"
-        for corruption, entry in report["per_corruption"].items():
-            results.append(EvalResult(task_type="image-classification", dataset_type=corrupted, dataset_name=corrupted,
-                                      dataset_config=corruption, dataset_split=split, metric_type="accuracy",
-                                      metric_value=round(entry["mean"], 6), metric_name=f"{corruption} accuracy (mean over severities)"))
-        results.append(EvalResult(task_type="image-classification", dataset_type=corrupted, dataset_name=corrupted, dataset_split=split,
-                                  metric_type="mca", metric_value=round(report["mca"], 6), metric_name="mean corruption accuracy"))
-    teacher_repo = teacher_id.removeprefix("hf-hub:") if isinstance(teacher_id, str) else ""
-    is_hub_teacher = REPO_ID_PATTERN.match(teacher_repo) and not os.path.exists(os.path.expanduser(teacher_id))
-    data = ModelCardData(
-        library_name="timm" if timm_module_of(student) is not None else "transformers", pipeline_tag="image-classification",
-        tags=tags, license="apache-2.0", base_model=teacher_repo if is_hub_teacher else None,
-        datasets=[dataset] if lineage.get("dataset") else None, model_name=name if results else None, eval_results=results or None,
-    )
+    if trainer.lineage.get("robustness_report"):
+        cites.append(citations.COMMON_CORRUPTIONS)
+    return tags, [c for c in dict.fromkeys(cites) if c]
 
+
+def _sections(trainer, student, student_record, teacher_report) -> list[str]:
+    """The card's tables: distillation, teacher, student, data and training."""
+    args, lineage = trainer.args, trainer.lineage
+    final, best = final_and_best(trainer.state.log_history)
+    teacher_id = lineage.get("teacher")
     loss_rows = [("loss", args.loss_name), ("temperature", args.temperature), ("loss hyper-parameters", args.loss_kwargs or "defaults"),
                  ("CE / KD / second-view KD weights", f"{args.ce_weight} / {args.kd_weight} / {args.aug_kd_weight}"),
                  ("second view", args.second_view + (f" {args.second_view_kwargs}" if args.second_view_kwargs else ""))]
@@ -157,27 +155,46 @@ def build_model_card(trainer, model_name: str | None = None, extra_tags: list[st
                  ("epochs", args.num_train_epochs), ("per-device batch", args.per_device_train_batch_size),
                  ("processes", args.world_size), ("learning rate", args.learning_rate), ("seed", args.seed),
                  ("final eval top-1", f"{final:.4f}" if final is not None else None), ("best eval top-1", f"{best:.4f}" if best is not None else None)]
-    body = [
-        f"# {name}",
-        f"This image classifier was distilled with [r2kd_hf](https://arxiv.org/abs/2311.13934) from the teacher "
-        f"`{teacher_id}` with the **{args.loss_name}** loss." if teacher_id else "Trained with r2kd_hf (cross-entropy only).",
-        "## How to load", _usage(trainer),
-        "## Distillation", _table(loss_rows), "## Teacher", _table(teacher_rows), "## Student", _table(student_rows),
-        "## Data and training", _table(data_rows),
-    ]
+    return ["## Distillation", _table(loss_rows), "## Teacher", _table(teacher_rows), "## Student", _table(student_rows),
+            "## Data and training", _table(data_rows)]
+
+
+def _onnx_section(onnx: dict) -> list[str]:
+    return ["## ONNX", f"`model.onnx` (opset {onnx['opset']}, input `pixel_values` (batch, {', '.join(map(str, onnx['input_size']))}), "
+            f"output `logits`, dynamic batch) was exported from this student and checked with ONNX Runtime: max abs "
+            f"difference to torch {onnx['max_abs_diff']:.1e} on {onnx['check_batch']} images.\n\n```python\nimport "
+            "onnxruntime as ort\nsession = ort.InferenceSession('model.onnx')\nlogits = session.run(['logits'], "
+            "{'pixel_values': pixel_values_numpy})[0]\n```"]
+
+
+def build_model_card(trainer, model_name: str | None = None, extra_tags: list[str] | None = None,
+                     extra_results: list[EvalResult] | None = None) -> ModelCard:
+    """A ``huggingface_hub.ModelCard`` (``ModelCardData`` metadata, model-index) with the student's lineage."""
+    args, lineage = trainer.args, trainer.lineage
+    student = unwrap(trainer.model)
+    student_record = record_of(student) or record_of(timm_module_of(student) or student)
+    teacher_report = trainer.teachers.pruning_report if trainer.teachers is not None else None
+    teacher_id = lineage.get("teacher")
+    name = model_name or args.hub_model_id or "student"
+    tags, cites = _tags_and_citations(trainer, student_record, teacher_report, extra_tags)
+    results = _eval_results(trainer, extra_results)
+    teacher_repo = teacher_id.removeprefix("hf-hub:") if isinstance(teacher_id, str) else ""
+    is_hub_teacher = REPO_ID_PATTERN.match(teacher_repo) and not os.path.exists(os.path.expanduser(teacher_id))
+    data = ModelCardData(
+        library_name="timm" if timm_module_of(student) is not None else "transformers", pipeline_tag="image-classification",
+        tags=tags, license="apache-2.0", base_model=teacher_repo if is_hub_teacher else None,
+        datasets=[lineage["dataset"]] if lineage.get("dataset") else None, model_name=name if results else None,
+        eval_results=results or None,
+    )
+    body = [f"# {name}",
+            f"This image classifier was distilled with [r2kd_hf](https://arxiv.org/abs/2311.13934) from the teacher "
+            f"`{teacher_id}` with the **{args.loss_name}** loss." if teacher_id else "Trained with r2kd_hf (cross-entropy only).",
+            "## How to load", _usage(trainer), *_sections(trainer, student, student_record, teacher_report)]
     if lineage.get("onnx"):
-        onnx = lineage["onnx"]
-        body += ["## ONNX", f"`model.onnx` (opset {onnx['opset']}, input `pixel_values` (batch, {', '.join(map(str, onnx['input_size']))}), "
-                 f"output `logits`, dynamic batch) was exported from this student and checked with ONNX Runtime: max abs "
-                 f"difference to torch {onnx['max_abs_diff']:.1e} on {onnx['check_batch']} images.\n\n```python\nimport "
-                 "onnxruntime as ort\nsession = ort.InferenceSession('model.onnx')\nlogits = session.run(['logits'], "
-                 "{'pixel_values': pixel_values_numpy})[0]\n```"]
+        body += _onnx_section(lineage["onnx"])
     if lineage.get("robustness"):
         body += ["## Robustness (common corruptions)", lineage["robustness"]]
     if lineage.get("recipe"):
         body += ["## Recipe", "```yaml\n" + lineage["recipe"].strip() + "\n```"]
-    if report:
-        cites.append(citations.COMMON_CORRUPTIONS)
-    cites = [c for c in dict.fromkeys(cites) if c]
     body += ["## Citations", "```bibtex\n" + "\n\n".join(cites) + "\n```"] if cites else []
     return ModelCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n\n".join(body) + "\n")

@@ -100,17 +100,7 @@ class R2KDTrainer(Trainer):
         if dataset_name_of(train_dataset):
             self.lineage.setdefault("dataset", dataset_name_of(train_dataset))
         self.files_to_publish: set[str] = set()  # what push_to_hub uploads: the files this run wrote (names in output_dir)
-        teacher = None
-        if args.uses_teacher:
-            if teacher_model is None:
-                raise ValueError(f"loss_name={args.loss_name!r} needs a `teacher_model`; use loss_name='none' to train with CE only.")
-            self.lineage.setdefault("teacher", teacher_model if isinstance(teacher_model, str) else describe_source(teacher_model))
-            teacher = build_teacher(teacher_model, model, label_names=label_names, renormalize=args.renormalize_teacher_inputs,
-                                    revision=teacher_revision, arch=teacher_arch)
-            if self.channels_last and _is_convolutional(teacher):
-                teacher = teacher.to(memory_format=torch.channels_last)
-        else:
-            check_label_agreement(model, None, label_names)
+        teacher = self._teacher_module(args, teacher_model, model, label_names, teacher_revision, teacher_arch)
 
         callbacks = list(callbacks or [])
         pruning = [c for c in callbacks if isinstance(c, TeacherPruningCallback)]
@@ -121,20 +111,7 @@ class R2KDTrainer(Trainer):
             model=model, args=args, data_collator=data_collator or ImageClassificationCollator(), train_dataset=train_dataset,
             eval_dataset=eval_dataset, callbacks=callbacks, compute_metrics=compute_metrics or topk_accuracy, **kwargs,
         )
-        self.teachers = None
-        if teacher is not None:
-            self.teachers = TeacherEnsemble(
-                self._place_frozen(teacher), args.pruned_teacher_weight, args.pruned_teacher_bn, args.fuse_teacher_views,
-                precision=resolve_teacher_precision(args.teacher_precision, args.device),
-                compile_mode=args.teacher_compile_mode if args.compile_teachers else None,
-                module=teacher, place=self._place_frozen,
-            )
-            for callback in pruning:
-                callback.ensemble = callback.ensemble or self.teachers
-            if args.validate_teacher and eval_dataset is not None:
-                self.add_callback(TeacherValidationCallback(
-                    self.teachers, eval_dataset, args.per_device_eval_batch_size, args.teacher_validation_max_batches, self.data_collator
-                ))
+        self.teachers = self._teacher_ensemble(teacher, pruning, eval_dataset) if teacher is not None else None
         data_config = data_config or data_config_of(model) or {}
         self.second_view = build_second_view(
             args.second_view, data_config.get("mean", DEFAULT_MEAN), data_config.get("std", DEFAULT_STD), **args.second_view_kwargs
@@ -152,6 +129,34 @@ class R2KDTrainer(Trainer):
         # the small-image path: uint8 batches, augmented here on the device (r2kd_hf.small_images)
         self.device_transform = getattr(train_dataset, "device_transform", None)
         self._augment_counter = (-1, 0)
+
+    def _teacher_module(self, args, teacher_model, student, label_names, revision, arch) -> nn.Module | None:
+        """The teacher, built once (:func:`r2kd_hf.loading.build_teacher`), in the student's memory format."""
+        if not args.uses_teacher:
+            check_label_agreement(student, None, label_names)
+            return None
+        if teacher_model is None:
+            raise ValueError(f"loss_name={args.loss_name!r} needs a `teacher_model`; use loss_name='none' to train with CE only.")
+        self.lineage.setdefault("teacher", teacher_model if isinstance(teacher_model, str) else describe_source(teacher_model))
+        teacher = build_teacher(teacher_model, student, label_names=label_names, renormalize=args.renormalize_teacher_inputs,
+                                revision=revision, arch=arch)
+        return teacher.to(memory_format=torch.channels_last) if self.channels_last and _is_convolutional(teacher) else teacher
+
+    def _teacher_ensemble(self, teacher: nn.Module, pruning: list, eval_dataset) -> TeacherEnsemble:
+        """Placed like the student (never DDP-wrapped), with the fast-path options; the pruning and validation callbacks."""
+        args = self.args
+        ensemble = TeacherEnsemble(
+            self._place_frozen(teacher), args.pruned_teacher_weight, args.pruned_teacher_bn, args.fuse_teacher_views,
+            precision=resolve_teacher_precision(args.teacher_precision, args.device),
+            compile_mode=args.teacher_compile_mode if args.compile_teachers else None, module=teacher, place=self._place_frozen,
+        )
+        for callback in pruning:
+            callback.ensemble = callback.ensemble or ensemble
+        if args.validate_teacher and eval_dataset is not None:
+            self.add_callback(TeacherValidationCallback(
+                ensemble, eval_dataset, args.per_device_eval_batch_size, args.teacher_validation_max_batches, self.data_collator
+            ))
+        return ensemble
 
     def _bare_student(self) -> nn.Module:
         return unwrap(self.accelerator.unwrap_model(self.model))

@@ -255,6 +255,15 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     check_one_batch(student, trainer.teachers.teacher if trainer.teachers is not None else None,
                     ImageClassificationCollator()([eval_set[i] for i in range(min(2, len(eval_set)))]))
     trainer.train(resume_from_checkpoint=resume)
+    summary = finish(trainer, model_args, data_args, info, data, data_config, student_report, role, skipped)
+    trainer.accelerator.wait_for_everyone()  # other ranks may read this folder next (e.g. a teacher trained here)
+    return summary
+
+
+def finish(trainer: R2KDTrainer, model_args: ModelArguments, data_args: DataArguments, info: dict, data: LoadedData,
+           data_config: dict, student_report: dict | None, role: str, skipped: dict) -> dict:
+    """After training: evaluate, save; on process zero ONNX, corruptions, card, recipe, summary and plots; one push."""
+    training_args = trainer.args
     metrics = _latest_eval(trainer) or trainer.evaluate()  # no second pass when the last step was just evaluated
     if not training_args.push_to_hub:  # push_to_hub saves the model itself, once, with the final card
         trainer.save_model()
@@ -284,7 +293,6 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
             trainer.files_to_publish.add("skipped_images.json")
     if training_args.push_to_hub:
         trainer.push_to_hub()
-    trainer.accelerator.wait_for_everyone()  # other ranks may read this folder next (e.g. a teacher trained here)
     return summary
 
 
