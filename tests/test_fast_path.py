@@ -182,14 +182,14 @@ def test_bad_fast_path_values_are_refused_with_the_choices(tmp_path):
         R2KDConfig(output_dir=str(tmp_path), teacher_compile_mode="turbo")
 
 
-def _run(tmp_path, name, max_steps, resume=None, **overrides):
+def _run(tmp_path, name, max_steps, resume=None, in_memory=True, **overrides):
     import timm
 
     import r2kd_hf  # noqa: F401  (cifar_* networks)
 
     data = load_image_dataset(str(write_imagefolder(tmp_path / "imgs", 16)) if not (tmp_path / "imgs").exists() else str(tmp_path / "imgs"))
-    train, _ = in_memory_split(data.splits["train"], 16, MEAN, STD, 2)
-    _, eval_tf = build_transforms({"input_size": (3, 16, 16), "mean": MEAN, "std": STD}, style="cifar")
+    train_tf, eval_tf = build_transforms({"input_size": (3, 16, 16), "mean": MEAN, "std": STD}, style="cifar", crop_padding=2)
+    train = in_memory_split(data.splits["train"], 16, MEAN, STD, 2)[0] if in_memory else prepare_dataset(data.splits["train"], train_tf)
     torch.manual_seed(0)
     student, teacher = timm.create_model("cifar_resnet8", num_classes=2), timm.create_model("cifar_resnet8", num_classes=2)
     args = R2KDConfig(
@@ -221,6 +221,9 @@ def test_a_run_with_every_fast_option_trains_saves_and_resumes(tmp_path):
     assert resumed.state.global_step == 4
     resumed_losses = [e["loss"] for e in resumed.state.log_history if "loss" in e]
     assert resumed_losses[-2:] == losses[-2:]  # the small-image path's crops are a function of (seed, step)
+    # exact resume: the same final weights as the uninterrupted run (data order, crops, CutMix, pruned teacher, schedule)
+    final, again = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(final[k], again[k]) for k in final), [k for k in final if not torch.equal(final[k], again[k])][:3]
 
 
 def test_uint8_batches_without_a_device_transform_get_an_actionable_error(tmp_path):
