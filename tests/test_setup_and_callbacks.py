@@ -85,3 +85,26 @@ def test_teacher_renormalisation_through_the_trainer(tmp_path):
     off = R2KDTrainer(model=timm.create_model("cifar_resnet8", num_classes=4), teacher_model=teacher,
                       args=_config(tmp_path, max_steps=1, renormalize_teacher_inputs=False), train_dataset=BlobImages(16, size=32))
     assert not isinstance(off.teachers.teacher, NormalizedTeacher)
+
+
+def test_the_teacher_side_is_built_once_from_a_spec(tmp_path):
+    """A teacher given as a folder is loaded, frozen and checked when the trainer is built, and never read again:
+    the folder can be gone before training, and the card names the spec, not a class."""
+    import shutil
+
+    import r2kd_hf
+    from helpers import BlobImages
+    from r2kd_hf import R2KDConfig, R2KDTrainer
+    from r2kd_hf.loading import create_timm_classifier
+
+    labels = {i: f"class_{i}" for i in range(4)}
+    r2kd_hf.save_classifier(create_timm_classifier("cifar_resnet8", 4, labels), str(tmp_path / "teacher"))
+    args = R2KDConfig(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=8, use_cpu=True,
+                      report_to="none", save_strategy="no", disable_tqdm=True, validate_teacher=False, prune_teacher=True)
+    trainer = R2KDTrainer(model=create_timm_classifier("cifar_resnet8", 4, labels), teacher_model=str(tmp_path / "teacher"),
+                          args=args, train_dataset=BlobImages(16))
+    teacher = trainer.teachers.teacher
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    shutil.rmtree(tmp_path / "teacher")
+    trainer.train()
+    assert trainer.teachers.pruned is not None and trainer.lineage["teacher"] == str(tmp_path / "teacher")
