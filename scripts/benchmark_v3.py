@@ -12,10 +12,11 @@ cannot drift apart. What differs is the teacher:
 
   teacher: cifar_resnet20 (v2's architecture) trained with cross-entropy on the whole CIFAR-10 training split except
            v2's 500 validation images (49,500 images), with the reference's optimiser (SGD momentum 0.9, lr 0.05, batch
-           64, weight decay 5e-4 on every parameter, no clipping) and the reference's step schedule shortened from
-           240 epochs to 30 (x0.1 at 18 and 24, as v2's teacher). It is trained once (resumable: a checkpoint per
-           epoch) and committed under docs/benchmark_v3/teacher/ (safetensors + config.json, recipe, training log),
-           so that every later machine distils from the same weights instead of retraining.
+           64, weight decay 5e-4 on every parameter, no clipping) and the reference's step schedule scaled from 240
+           epochs to 64 (x0.1 at 40, 48, 56), through the small-image path. It is trained once, in parts if need be
+           (--stop_after_minutes commits the newest checkpoint under docs/benchmark_v3/teacher_run/, and the next run
+           on any machine continues it bit-exactly), and committed under docs/benchmark_v3/teacher/ (safetensors +
+           config.json, recipe, training log), so that every later machine distils from the same weights.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # v2's protocol 
 
 import benchmark_v2 as v2  # noqa: E402
 
-TEACHER = dict(architecture="cifar_resnet20", epochs=30, decay=[18, 24], learning_rate=0.05, batch_size=64,
+# The reference's 240 epochs with x0.1 at 150/180/210, scaled to 64 epochs (x0.1 at 40, 48, 56). A first attempt with
+# 30 epochs (x0.1 at 18, 24) reached 0.8621 test top-1, below the 0.88 this benchmark needs (docs/benchmark_v3/teacher_30_epochs).
+TEACHER = dict(architecture="cifar_resnet20", epochs=64, decay=[40, 48, 56], learning_rate=0.05, batch_size=64,
                weight_decay=5e-4, seed=1234, channels_last=True)
 COMMITTED_TEACHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "benchmark_v3", "teacher")
 MAIN_ROWS = ["CE", "KD", "KD + CutMix", "DIST", "DIST + CutMix", "R2KD", "R2KD + CutMix", "R2KD full"]
