@@ -17,6 +17,8 @@ class ImageClassificationCollator:
     """
 
     def __call__(self, samples: list[dict]) -> dict[str, torch.Tensor]:
+        if len(samples) == 1 and samples[0].get("__batched__"):  # the small-image path fetches whole batches
+            return {"pixel_values": samples[0]["pixel_values"], "labels": samples[0]["labels"]}
         for key in ("pixel_values", "labels"):
             if samples and key not in samples[0]:
                 raise KeyError(

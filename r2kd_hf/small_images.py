@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 logger = logging.getLogger(__name__)
+BATCHED = "__batched__"  # marks a sample that is already a whole batch (see InMemoryImages.__getitems__)
 MAX_SIZE = 64  # larger images do not fit the "decode everything once into memory" budget of this path
 
 
@@ -92,9 +93,10 @@ class InMemoryImages(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         return {"pixel_values": self.images[index], "labels": int(self.labels[index])}
 
-    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:  # one indexing op per batch, not per sample
-        images, labels = self.images[indices], self.labels[indices].tolist()
-        return [{"pixel_values": image, "labels": label} for image, label in zip(images, labels)]
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        """A whole batch in one indexing op, already stacked: the collator passes it through (no per-sample work)."""
+        index = torch.as_tensor(indices)
+        return [{"pixel_values": self.images[index], "labels": self.labels[index], BATCHED: True}]
 
 
 def decode_split(split, size: int, cache_dir: str | None = None, skip_corrupt_images: bool = False,

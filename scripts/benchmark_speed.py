@@ -7,10 +7,10 @@
 What it measures (every figure from this one run, side by side):
   32 px   images/s of the whole training step through R2KDTrainer (data loading included: the interval between two
           step ends) for CE, KD, R2KD and R2KD full (CutMix view + pruned teacher), with the fast path off (PIL
-          pipeline in data-loader workers, fp32 eager NCHW teachers) and on (the small-image path, channels-last,
-          teacher_precision=auto, compiled teachers); the teachers' share of the step; peak accelerator memory.
-  data    the data loader alone at 32 px: PIL pipeline vs the small-image path (its device transform included), same
-          number of workers; and at 224 px: JPEG decode + RandomResizedCrop + flip, images/s for 1 and N workers,
+          pipeline in data-loader workers, fp32 eager NCHW teachers) and on (the small-image path in-process,
+          channels-last, teacher_precision=auto, compiled teachers); the teachers' share; peak accelerator memory.
+  data    the data loader alone at 32 px: PIL pipeline vs the small-image path (its device transform included), with
+          0 and with N workers; and at 224 px: JPEG decode + RandomResizedCrop + flip, images/s for 1 and N workers,
           beside the 224 px step's images/s (resnet18 <- resnet34, KD and R2KD full), so that the workers one
           accelerator needs can be read off (workers = step images/s / one worker's images/s).
   parts   R2KD full step ÷ the sum of its parts (data, augmentation, teacher, pruned teacher, student forward and
@@ -388,8 +388,9 @@ def main(argv=None) -> int:
                 overrides = dict(settings, **(FAST if fast and settings["loss_name"] != "none" else {}))
                 if fast and settings["loss_name"] == "none":
                     overrides["channels_last"] = True
+                # off: the PIL pipeline with the scale's workers; on: the small-image path in-process (its recommended 0)
                 measured = time_trainer(models, in_memory if fast else pil, opts, scale, scale["batch"], scale["steps"],
-                                        scale["warmup"], workers, **overrides)
+                                        scale["warmup"], 0 if fast else workers, **overrides)
                 row = {"method": method, "fast_path": fast, "images_per_s": scale["batch"] / measured["step_s"], **measured}
                 if "teachers_s" in measured:
                     row["teachers_share"] = measured["teachers_s"] / measured["step_s"]
@@ -400,12 +401,14 @@ def main(argv=None) -> int:
 
     if "data" in sections:
         batches = max(10, scale["steps"])
-        pil_rate = loader_images_per_s(pil, scale["batch"], workers, batches, opts.device)
-        memory_rate = loader_images_per_s(in_memory, scale["batch"], workers, batches, opts.device, in_memory.device_transform)
-        result["data_32px"] = {"pil_images_per_s": pil_rate, "small_image_path_images_per_s": memory_rate,
-                               "ratio": memory_rate / pil_rate, "workers": workers}
-        print(f"32 px data loader, {workers} workers: PIL {pil_rate:.0f} img/s, small-image path {memory_rate:.0f} img/s "
-              f"({memory_rate / pil_rate:.1f}x)", flush=True)
+        result["data_32px"] = []
+        for count in sorted({0, workers}):
+            pil_rate = loader_images_per_s(pil, scale["batch"], count, batches, opts.device)
+            memory_rate = loader_images_per_s(in_memory, scale["batch"], count, batches, opts.device, in_memory.device_transform)
+            result["data_32px"].append({"pil_images_per_s": pil_rate, "small_image_path_images_per_s": memory_rate,
+                                        "ratio": memory_rate / pil_rate, "workers": count})
+            print(f"32 px data loader, {count} workers: PIL {pil_rate:.0f} img/s, small-image path {memory_rate:.0f} img/s "
+                  f"({memory_rate / pil_rate:.1f}x)", flush=True)
 
     if "large" in sections:
         from r2kd_hf.data import build_transforms, prepare_dataset
@@ -479,9 +482,10 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['method']} | {'on' if r['fast_path'] else 'off'} | {r['images_per_s']:.0f} | "
                          f"{r['step_s'] * 1000:.1f} | {share} | {memory} |")
     if "data_32px" in result:
-        d = result["data_32px"]
-        lines += ["", f"Data loader alone, 32 px, {d['workers']} workers: PIL pipeline {d['pil_images_per_s']:.0f} images/s, "
-                      f"small-image path {d['small_image_path_images_per_s']:.0f} images/s (**{d['ratio']:.1f}x**)."]
+        lines += ["", "| 32 px data loader alone (batch of the step, device transform included) | workers | PIL pipeline images/s | small-image path images/s | ratio |",
+                  "|---|---|---|---|---|"]
+        for d in result["data_32px"]:
+            lines.append(f"| | {d['workers']} | {d['pil_images_per_s']:.0f} | {d['small_image_path_images_per_s']:.0f} | **{d['ratio']:.1f}x** |")
     if "large_224px" in result:
         g = result["large_224px"]
         lines += ["", "| 224 px | images/s | workers needed at one worker's decode rate |", "|---|---|---|"]

@@ -52,8 +52,8 @@ def instrumented_trainer(every: int):
             for name, part in (("clean", clean_part), ("aug", aug_part), ("ce", args.ce_weight * ce)):
                 grads = torch.autograd.grad(part, params, retain_graph=True, allow_unused=True)
                 norms[name] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
-            self.records.append({"step": self.state.global_step, "epoch": self.state.epoch, "ce": float(ce),
-                                 **{f"clean_{k}": float(v) for k, v in kd.items()}, **{f"aug_{k}": float(v) for k, v in aug.items()},
+            self.records.append({"step": self.state.global_step, "epoch": self.state.epoch, "ce": float(ce.detach()),
+                                 **{f"clean_{k}": float(v.detach()) for k, v in kd.items()}, **{f"aug_{k}": float(v.detach()) for k, v in aug.items()},
                                  **{f"grad_norm_{k}": v for k, v in norms.items()},
                                  "student_prob_std_clean": float(torch.softmax(student_logits.float() / 4, 1).std(1).mean()),
                                  "student_prob_std_aug": float(torch.softmax(s_aug.float() / 4, 1).std(1).mean())})
@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     parser.add_argument("--every", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default="docs")
+    parser.add_argument("--teacher", default=v3.COMMITTED_TEACHER, help="Teacher folder (default: benchmark v3's).")
     args = parser.parse_args(argv)
     import tempfile
 
@@ -79,8 +80,8 @@ def main(argv=None) -> int:
 
     scale = v2.SCALES["cpu"]
     data, train, validation, _ = v2.load_splits(args.dataset, scale)
-    report = {}
-    for name in ("DIST + CutMix", "KD + CutMix"):
+    report = {"teacher": args.teacher}
+    for name in ("DIST + CutMix", "KD + CutMix", "DIST"):
         student = create_timm_classifier(scale["student"], data.num_labels, data.id2label)
         data_config = resolve_data_config(student, 32)
         apply_data_config(student, data_config)
@@ -91,13 +92,15 @@ def main(argv=None) -> int:
             training = v2.training_args(out, scale["epochs"], scale["decay"], args.seed, True, **v3.ROWS[name])
             training = dataclasses.replace(training, max_steps=args.steps, lr_decay_epochs=None, eval_strategy="no",
                                            logging_steps=args.every)
-            trainer = cls(model=student, teacher_model=load_model(v3.COMMITTED_TEACHER), args=training, data_config=data_config,
+            trainer = cls(model=student, teacher_model=load_model(args.teacher), args=training, data_config=data_config,
                           train_dataset=prepare_dataset(train, train_tf))
             trainer.train()
-        report[name] = cls.records
-        last = cls.records[-1]
-        print(f"{name}: step {last['step']} CE {last['ce']:.3f}, grad norm clean {last['grad_norm_clean']:.2f} "
-              f"aug {last['grad_norm_aug']:.2f}", flush=True)
+        # without a second view, only the logged terms (the trainer's own logging, every --every steps)
+        report[name] = cls.records or [{"step": e["step"], "ce": e["ce"], "grad_norm_total": e.get("grad_norm")}
+                                       for e in trainer.state.log_history if "ce" in e]
+        last = report[name][-1]
+        print(f"{name}: step {last['step']} CE {last['ce']:.3f}" + (f", grad norm clean {last['grad_norm_clean']:.2f} "
+              f"aug {last['grad_norm_aug']:.2f}" if "grad_norm_clean" in last else ""), flush=True)
     os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "diagnose_dist_cutmix.json"), "w") as handle:
         json.dump(report, handle, indent=1)
@@ -112,10 +115,11 @@ def plot(report: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for index, (name, records) in enumerate(report.items()):
+    for index, (name, records) in enumerate((k, v) for k, v in report.items() if k != "teacher"):
         steps = [r["step"] for r in records]
-        left.plot(steps, [r["grad_norm_clean"] for r in records], color=f"C{index}", label=f"{name}: clean view")
-        left.plot(steps, [r["grad_norm_aug"] for r in records], color=f"C{index}", linestyle="--", label=f"{name}: CutMix view")
+        if "grad_norm_clean" in records[0]:
+            left.plot(steps, [r["grad_norm_clean"] for r in records], color=f"C{index}", label=f"{name}: clean view")
+            left.plot(steps, [r["grad_norm_aug"] for r in records], color=f"C{index}", linestyle="--", label=f"{name}: CutMix view")
         right.plot(steps, [r["ce"] for r in records], color=f"C{index}", label=name)
     left.set(xlabel="step", ylabel="gradient norm (student)", yscale="log", title="gradient of each view's terms")
     right.set(xlabel="step", ylabel="CE on the clean view", title="cross-entropy")
