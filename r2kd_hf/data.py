@@ -31,7 +31,7 @@ class CorruptImageError(ValueError):
 
 @dataclass
 class LoadedData:
-    splits: datasets.DatasetDict  # "train" and "eval", columns "image", "labels" (and the row index)
+    splits: datasets.DatasetDict | dict  # "train" and "eval", columns "image", "labels" (and the row index); streamed: a dict
     id2label: dict[int, str]
     source: str
     train_split: str
@@ -162,6 +162,76 @@ def load_image_dataset(
     return LoadedData(datasets.DatasetDict(train=train, eval=evaluation), id2label, source, train_split, str(eval_split))
 
 
+def load_streaming_dataset(
+    source: str,
+    config_name: str | None = None,
+    train_split: str = "train",
+    eval_split: str = "auto",
+    image_column: str | None = None,
+    label_column: str | None = None,
+    seed: int = 42,
+    shuffle_buffer_size: int = 10_000,
+    max_eval_samples: int | None = None,
+) -> LoadedData:
+    """Like :func:`load_image_dataset`, but the training split is streamed (``datasets.IterableDataset``): nothing is
+    downloaded or converted before the first step. It is shuffled through a buffer of ``shuffle_buffer_size`` images
+    (re-seeded every epoch); the eval split is read once, capped at ``max_eval_samples`` (default 10,000), into memory.
+
+    Works for Hub datasets and local parquet or image folders; the label column must be a ``ClassLabel`` (a stream
+    cannot be scanned for its classes first).
+    """
+    from .messages import UsageError
+
+    if source == "digits":
+        raise UsageError("streaming=True needs a Hub dataset or a parquet/image folder; the built-in 'digits' is in memory "
+                         "already. Drop --streaming.")
+    path = os.path.expanduser(source)
+    raw = datasets.load_dataset(path if os.path.isdir(path) else source, config_name, streaming=True)
+    if train_split not in raw:
+        raise KeyError(f"The dataset {source!r} has no split {train_split!r}; its splits are {list(raw)}. Set train_split.")
+    if eval_split == "auto":
+        eval_split = next((s for s in EVAL_SPLITS if s in raw and s != train_split), None)
+        if eval_split is None:
+            raise UsageError(f"The dataset {source!r} has no validation/test split, and a held-out part cannot be carved "
+                             "from a stream. Name an eval split with eval_split, or drop --streaming.")
+    elif eval_split not in raw:
+        raise KeyError(f"The dataset {source!r} has no split {eval_split!r}; its splits are {list(raw)}. Set eval_split (or 'auto').")
+    train = raw[train_split]
+    if train.features is None:
+        raise UsageError(f"The stream of {source!r} does not declare its features; give image_column and label_column, "
+                         "or use a dataset with features (parquet written by datasets, Hub datasets).")
+    image_name = _find_column(train, image_column, IMAGE_COLUMNS, "image")
+    label_name = _find_column(train, label_column, LABEL_COLUMNS, "label")
+
+    def normalise(split):
+        split = split.select_columns([image_name, label_name])
+        renames = {k: v for k, v in ((image_name, "image"), (label_name, "labels")) if k != v}
+        split = split.rename_columns(renames) if renames else split
+        return split.cast_column("image", datasets.Image(decode=False)) if isinstance(split.features["image"], datasets.Image) else split
+
+    train = normalise(train)
+    if not isinstance(train.features["labels"], datasets.ClassLabel):
+        raise UsageError(f"The label column {label_name!r} of {source!r} is not a ClassLabel, so a stream cannot tell its "
+                         "classes; cast it (dataset.class_encode_column) or drop --streaming.")
+    id2label = dict(enumerate(train.features["labels"].names))
+    if len(id2label) < 2:
+        raise UsageError(f"The dataset {source!r} has {len(id2label)} class(es); a classifier needs at least two.")
+    evaluation = normalise(raw[eval_split]).take(max_eval_samples or 10_000)
+    rows = list(evaluation)
+    evaluation = datasets.Dataset.from_list(rows, features=evaluation.features) if rows else None
+    if evaluation is None:
+        raise UsageError(f"The eval split {eval_split!r} of {source!r} is empty.")
+    evaluation = evaluation.add_column(INDEX_COLUMN, list(range(len(evaluation))))
+    train = train.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
+    return LoadedData({"train": train, "eval": evaluation}, id2label, source, train_split, str(eval_split))
+
+
+def prepare_streaming_dataset(dataset, transform: Callable, skip_corrupt_images: bool = False):
+    """:func:`prepare_dataset` for a streamed split: the same decode and transform, applied lazily by ``map``."""
+    apply = _transform_batch(transform, skip_corrupt_images)
+    return dataset.map(apply, batched=True, batch_size=64, remove_columns=["image"])
+
+
 def _label_names(split: datasets.Dataset) -> dict[int, str]:
     feature = split.features["labels"]
     if isinstance(feature, datasets.ClassLabel):
@@ -234,6 +304,10 @@ def prepare_dataset(dataset: datasets.Dataset, transform: Callable, skip_corrupt
     naming the sample.
     """
 
+    return dataset.with_transform(_transform_batch(transform, skip_corrupt_images))
+
+
+def _transform_batch(transform: Callable, skip_corrupt_images: bool) -> Callable[[dict[str, list]], dict[str, list]]:
     def apply(batch: dict[str, list]) -> dict[str, list]:
         pixels = []
         indices = batch.get(INDEX_COLUMN, [None] * len(batch["image"]))
@@ -247,7 +321,7 @@ def prepare_dataset(dataset: datasets.Dataset, transform: Callable, skip_corrupt
                 pixels.append(None)
         return {"pixel_values": pixels, "labels": batch["labels"]}
 
-    return dataset.with_transform(apply)
+    return apply
 
 
 # --------------------------------------------------------------------------- transforms

@@ -31,6 +31,13 @@ logger = logging.getLogger(__name__)
 
 
 def load_data(data_args: DataArguments, seed: int) -> LoadedData:
+    if data_args.streaming:
+        from ..data import load_streaming_dataset
+
+        return load_streaming_dataset(
+            data_args.dataset, config_name=data_args.dataset_config, train_split=data_args.train_split,
+            eval_split=data_args.eval_split, image_column=data_args.image_column, label_column=data_args.label_column,
+            seed=seed, shuffle_buffer_size=data_args.shuffle_buffer_size, max_eval_samples=data_args.max_eval_samples)
     return load_image_dataset(
         data_args.dataset,
         config_name=data_args.dataset_config,
@@ -45,6 +52,20 @@ def load_data(data_args: DataArguments, seed: int) -> LoadedData:
     )
 
 
+def check_streaming(data_args: DataArguments, training_args: R2KDConfig, model_args: ModelArguments) -> None:
+    """A stream has no length: the run needs max_steps; each process reads its own part (no dispatch from rank 0)."""
+    from ..messages import UsageError
+
+    if not training_args.max_steps or training_args.max_steps < 1:
+        raise UsageError("streaming=True: a streamed split has no length, so the run cannot count epochs. Set max_steps "
+                         "(for example epochs x images / (per_device_train_batch_size x processes)).")
+    if model_args.teacher is None and training_args.uses_teacher:
+        raise UsageError("streaming=True: give a trained teacher (model.teacher); training one inside the run needs epochs.")
+    if training_args.lr_decay_epochs:
+        raise UsageError("streaming=True: lr_decay_epochs are in epochs; use lr_scheduler_type with max_steps instead.")
+    training_args.accelerator_config.dispatch_batches = False  # accelerate then shards the stream per process
+
+
 def resolved_data_config(student, data_args: DataArguments) -> dict:
     return resolve_data_config(student, data_args.image_size, data_args.mean, data_args.std)
 
@@ -53,7 +74,7 @@ def uses_small_image_path(data_args: DataArguments, data_config: dict) -> bool:
     """The in-memory, on-device training transform applies to the cifar style without PIL-only policies, up to 64 px."""
     from ..small_images import MAX_SIZE
 
-    return (data_args.small_image_path and data_args.transform_style == "cifar" and not data_args.auto_augment
+    return (data_args.small_image_path and not data_args.streaming and data_args.transform_style == "cifar" and not data_args.auto_augment
             and not data_args.random_erasing and int(data_config["input_size"][-1]) <= MAX_SIZE)
 
 
@@ -81,6 +102,10 @@ def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArgum
         padding = data_args.crop_padding if data_args.crop_padding is not None else max(size // 8, 1)
         train_set, removed["train"] = in_memory_split(splits.pop("train"), size, data_config["mean"], data_config["std"],
                                                       padding, cache_dir(data_args, "small_images"), skip, "train")
+    if data_args.streaming:  # decoded on the fly: an unreadable streamed image stops the run (or is skipped) when met
+        from ..data import prepare_streaming_dataset
+
+        train_set = prepare_streaming_dataset(splits.pop("train"), train_tf, skip)
     if data_args.verify_images:
         for name in splits:
             splits[name], removed[name] = verify_images(splits[name], skip, data_args.verify_workers, name)
@@ -94,7 +119,7 @@ def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArgum
                 json.dump(removed, handle, indent=2)
         logger.warning("Skipped %d unreadable train and %d eval images (listed in skipped_images.json).",
                        len(removed["train"]), len(removed["eval"]))
-    if not in_memory:
+    if not in_memory and not data_args.streaming:
         train_set = prepare_dataset(splits["train"], train_tf, skip)
     return train_set, prepare_dataset(splits["eval"], eval_tf, skip), removed
 
@@ -222,6 +247,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
     """Train (``role="teacher"``: CE only) or distil, then evaluate, save, summarise and plot. Returns the summary."""
     from transformers import set_seed
 
+    if data_args.streaming:
+        check_streaming(data_args, training_args, model_args)
     if training_args.push_to_hub and training_args.should_save:  # before any work, the run's own teacher included
         from ..cards import check_hub_access
 

@@ -127,6 +127,13 @@ class DataArguments:
     corruption_cache_dir: str | None = field(
         default=None, metadata={"help": "Where corrupted sets are cached (default: $HF_HOME/r2kd_hf/corruptions)."}
     )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Stream the training split (Hub datasets, parquet or image folders) instead of downloading it "
+                          "whole: shuffled through a buffer, each process reading its own shards where there are enough, "
+                          "the eval split read once (max_eval_samples, default 10,000). Needs max_steps."},
+    )
+    shuffle_buffer_size: int = field(default=10_000, metadata={"help": "Images in the shuffle buffer of a streamed split."})
     small_image_path: bool = field(
         default=True,
         metadata={"help": "cifar transform style, images up to 64 px, no auto_augment/random_erasing: decode the training "
@@ -144,6 +151,7 @@ class DataArguments:
         for name in ("max_train_samples", "max_eval_samples", "corruption_max_images", "verify_workers"):
             check_range(self, name, 1, optional=True)
         check_range(self, "image_size", 8, 4096, optional=True)
+        check_range(self, "shuffle_buffer_size", 1)
         check_range(self, "crop_padding", 0, optional=True)
         check_range(self, "validation_fraction", 0, 1, low_open=True, high_open=True)
         check_range(self, "random_erasing", 0, 1)
