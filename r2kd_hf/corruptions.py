@@ -1,13 +1,19 @@
 """Common-corruption robustness (Hendrycks & Dietterich, ICLR 2019), batch-wise in torch, for any classifier.
 
-Ten of the fifteen benchmark corruptions, covering the four families:
+The fifteen benchmark corruptions, in the four families:
 
 * noise: ``gaussian_noise``, ``shot_noise``, ``impulse_noise``;
-* blur: ``defocus_blur``, ``zoom_blur``;
-* weather: ``fog``, ``brightness``;
-* digital: ``contrast``, ``pixelate``, ``jpeg_compression``.
+* blur: ``defocus_blur``, ``glass_blur``, ``motion_blur``, ``zoom_blur``;
+* weather: ``snow``, ``frost``, ``fog``, ``brightness``;
+* digital: ``contrast``, ``elastic_transform``, ``pixelate``, ``jpeg_compression``.
 
-(Not implemented: glass and motion blur, snow, frost, elastic transform.) Each follows the definition of the
+``mca`` averages all fifteen; ``mca_10`` the ten this module had first (no glass and motion blur, snow, frost,
+elastic), kept under its own name for continuity with earlier reports. Two differences from the authors' scripts,
+both documented: motion blur (and snow's streaks) use a one-sided Gaussian line kernel shifted along the angle (what
+ImageMagick's MotionBlurImage computes, which the scripts call) instead of ImageMagick itself; and frost blends in
+textures *generated* here (a deterministic plasma-and-crystal pattern) because the benchmark's frost photographs do
+not ship with any dependency of this package, so frost accuracies are comparable in kind, not to the digit, with
+published CIFAR-10-C / ImageNet-C figures. Each follows the definition of the
 authors' generation scripts, with the severity constants of the right benchmark for the image size: CIFAR-10-C
 (``make_cifar_c.py``) up to 48 px, Tiny-ImageNet-C (``make_tinyimagenet_c.py``) up to 128 px, ImageNet-C
 (``make_imagenet_c.py``) above. Images are corrupted at the model's input resolution, as uint8 like the
@@ -18,6 +24,7 @@ reused by every model evaluated on it. ``tests/test_peer_parity.py`` checks them
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -34,11 +41,13 @@ from .introspection import logits_of
 
 FAMILIES = {
     "gaussian_noise": "noise", "shot_noise": "noise", "impulse_noise": "noise",
-    "defocus_blur": "blur", "zoom_blur": "blur",
-    "fog": "weather", "brightness": "weather",
-    "contrast": "digital", "pixelate": "digital", "jpeg_compression": "digital",
+    "defocus_blur": "blur", "glass_blur": "blur", "motion_blur": "blur", "zoom_blur": "blur",
+    "snow": "weather", "frost": "weather", "fog": "weather", "brightness": "weather",
+    "contrast": "digital", "elastic_transform": "digital", "pixelate": "digital", "jpeg_compression": "digital",
 }
 CORRUPTIONS = tuple(FAMILIES)
+FIRST_TEN = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "zoom_blur", "fog", "brightness",
+             "contrast", "pixelate", "jpeg_compression")  # mca_10: the set of earlier reports
 SEVERITIES = (1, 2, 3, 4, 5)
 CACHE_VERSION = 1
 
@@ -55,6 +64,12 @@ CONSTANTS: dict[str, dict[str, list]] = {
         "contrast": [0.75, 0.5, 0.4, 0.3, 0.15],
         "pixelate": [0.95, 0.9, 0.85, 0.75, 0.65],
         "jpeg_compression": [80, 65, 58, 50, 40],
+        "glass_blur": [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
+        "motion_blur": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
+        "snow": [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+                 (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)],
+        "frost": [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
+        "elastic_transform": [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)],
     },
     "tinyimagenet": {
         "gaussian_noise": [0.04, 0.08, 0.12, 0.15, 0.18],
@@ -67,6 +82,12 @@ CONSTANTS: dict[str, dict[str, list]] = {
         "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],
         "pixelate": [0.9, 0.8, 0.7, 0.6, 0.5],
         "jpeg_compression": [65, 58, 50, 40, 25],
+        "glass_blur": [(0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)],
+        "motion_blur": [(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)],
+        "snow": [(0.1, 0.2, 1, 0.6, 8, 3, 0.8), (0.1, 0.2, 1, 0.5, 10, 4, 0.8), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7),
+                 (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6)],
+        "frost": [(1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55)],
+        "elastic_transform": [(0, 0, 0.08), (0.05, 0.3, 0.06), (0.1, 0.08, 0.06), (0.1, 0.03, 0.03), (0.16, 0.03, 0.02)],
     },
     "imagenet": {
         "gaussian_noise": [0.08, 0.12, 0.18, 0.26, 0.38],
@@ -79,8 +100,18 @@ CONSTANTS: dict[str, dict[str, list]] = {
         "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],
         "pixelate": [0.6, 0.5, 0.4, 0.3, 0.25],
         "jpeg_compression": [25, 18, 15, 10, 7],
+        "glass_blur": [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)],
+        "motion_blur": [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
+        "snow": [(0.1, 0.3, 3, 0.5, 10, 4, 0.8), (0.2, 0.3, 2, 0.5, 12, 4, 0.7), (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+                 (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65), (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)],
+        "frost": [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)],
+        # ImageNet-C's constants are in units of 244 px (its script's own constant); the others in units of the size
+        "elastic_transform": [(2 * 244 / 224, 0.7 * 244 / 224, 0.1 * 244 / 224), (2 * 244 / 224, 0.08 * 244 / 224, 0.2 * 244 / 224),
+                              (0.05 * 244 / 224, 0.01 * 244 / 224, 0.02 * 244 / 224), (0.07 * 244 / 224, 0.01 * 244 / 224, 0.02 * 244 / 224),
+                              (0.12 * 244 / 224, 0.01 * 244 / 224, 0.02 * 244 / 224)],
     },
 }
+FROST_SCALE = {"cifar": 0.2, "tinyimagenet": 0.3, "imagenet": 1.0}  # the scripts shrink their frost photos so
 
 
 def benchmark_for(size: int) -> str:
@@ -243,6 +274,151 @@ def jpeg_compression(x, c, g):
     return _per_image_pil(x, compress)
 
 
+def _blur(x: torch.Tensor, sigma: float, truncate: float = 4.0, mode: str = "replicate") -> torch.Tensor:
+    """Separable Gaussian blur (skimage's ``gaussian``: radius ``truncate·sigma``); ``sigma`` 0 is the identity."""
+    if sigma <= 0:
+        return x
+    radius = int(truncate * sigma + 0.5)
+    coords = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-(coords**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).to(x.device, x.dtype)
+    channels = x.shape[1]
+    x = _pad(x, radius, mode)
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def _pad(x: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
+    """``F.pad`` on all four sides; reflection wider than the image is applied in steps."""
+    while pad > 0:
+        step = min(pad, min(x.shape[-2:]) - 1) if mode == "reflect" else pad
+        x = F.pad(x, (step,) * 4, mode=mode)
+        pad -= step
+    return x
+
+
+def glass_blur(x, c, g):
+    """Blur, shuffle every pixel with a random neighbour within ``max_delta`` (the scripts' sequential swaps, the same
+    order, each image its own draws), blur again."""
+    sigma, delta, iterations = c
+    x = (_blur(x, sigma) * 255).floor().clamp(0, 255) / 255  # the scripts' np.uint8 of the first blur
+    n, _, height, width = x.shape
+    batch = torch.arange(n, device=x.device)
+    for _ in range(iterations):
+        for h in range(height - delta, delta, -1):
+            for w in range(width - delta, delta, -1):
+                d = torch.randint(-delta, delta, (n, 2), generator=g, device=x.device)
+                hp, wp = h + d[:, 1], w + d[:, 0]
+                here, there = x[batch, :, h, w].clone(), x[batch, :, hp, wp].clone()
+                x[batch, :, h, w], x[batch, :, hp, wp] = there, here
+    return _blur(x, sigma).clamp(0, 1)
+
+
+def _motion_blur(x: torch.Tensor, radius: int, sigma: float, angles: torch.Tensor) -> torch.Tensor:
+    """One-sided Gaussian line kernel of width ``2·radius + 1`` along each image's angle (degrees), edges replicated."""
+    width = 2 * radius + 1
+    weights = torch.exp(-(torch.arange(width, dtype=torch.float64) ** 2) / (2 * sigma**2))
+    weights = (weights / weights.sum()).tolist()
+    n, _, height, wide = x.shape
+    rad = torch.deg2rad(angles.double())
+    py, px = width * torch.sin(rad), width * torch.cos(rad)
+    hypot = torch.hypot(py, px)
+    rows, cols = torch.arange(height, device=x.device), torch.arange(wide, device=x.device)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    out = torch.zeros_like(x)
+    for i, weight in enumerate(weights):
+        dy = (-torch.ceil(i * py / hypot - 0.5)).long().to(x.device)
+        dx = (-torch.ceil(i * px / hypot - 0.5)).long().to(x.device)
+        if bool((dy.abs() >= height).any() or (dx.abs() >= wide).any()):
+            break
+        r = (rows[None, :] - dy[:, None]).clamp(0, height - 1)
+        k = (cols[None, :] - dx[:, None]).clamp(0, wide - 1)
+        out = out + weight * x.permute(0, 2, 3, 1)[batch, r[:, :, None], k[:, None, :]].permute(0, 3, 1, 2)
+    return out
+
+
+def motion_blur(x, c, g):
+    angles = torch.rand(x.shape[0], generator=g, device=x.device) * 90 - 45
+    return ((_motion_blur(x, c[0], c[1], angles) * 255).round() / 255).clamp(0, 1)  # ImageMagick returns rounded uint8
+
+
+def snow(x, c, g):
+    mean, std, zoom, threshold, radius, sigma, keep = c
+    n, _, height, width = x.shape
+    layer = torch.randn((n, 1, height, width), generator=g, device=x.device) * std + mean
+    layer = _clipped_zoom(layer, zoom) if zoom > 1 else layer
+    layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
+    layer = (layer.clamp(0, 1) * 255).floor() / 255  # the scripts' uint8 PNG of the snow layer
+    angles = torch.rand(n, generator=g, device=x.device) * 90 - 135
+    layer = (_motion_blur(layer, radius, sigma, angles) * 255).round() / 255
+    grey = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) * 1.5 + 0.5
+    x = keep * x + (1 - keep) * torch.maximum(x, grey)
+    return (x + layer + torch.rot90(layer, 2, dims=(2, 3))).clamp(0, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def frost_textures(size: int, count: int = 6, seed: int = 0) -> torch.Tensor:
+    """``count`` deterministic frost textures ``(count, 3, size, size)`` in [0, 1]: a coarse plasma veil plus thin
+    bright crystal ridges (the ridges of a finer plasma), tinted ice-blue. Generated, not the benchmark's photos."""
+    g = torch.Generator().manual_seed(seed)
+    side = 1 << max(size - 1, 1).bit_length()
+    textures = []
+    for _ in range(count):
+        veil = plasma_fractal(side, 2.0, g)
+        fine = plasma_fractal(side, 1.4, g)
+        ridges = (1 - (fine - 0.5).abs() * 12).clamp(0, 1) ** 2  # thin lines where the fine field crosses its median
+        frost = (0.55 * veil + 0.6 * ridges).clamp(0, 1)[:size, :size]
+        textures.append(torch.stack([frost * 0.86, frost * 0.93, frost]).float())
+    return torch.stack(textures)
+
+
+def frost(x, c, g, benchmark: str = "cifar"):
+    """``a·x + b·frost`` with a random crop of a random texture, the texture at the scripts' scale for the benchmark."""
+    a, b = c
+    n, _, height, width = x.shape
+    side = max(height, width) * 3
+    textures = frost_textures(max(int(side * FROST_SCALE.get(benchmark, 1.0) / 0.6), side)).to(x.device, x.dtype)
+    pick = torch.randint(0, len(textures), (n,), generator=g, device=x.device)
+    top = torch.randint(0, textures.shape[-2] - height, (n,), generator=g, device=x.device)
+    left = torch.randint(0, textures.shape[-1] - width, (n,), generator=g, device=x.device)
+    rows = top[:, None] + torch.arange(height, device=x.device)
+    cols = left[:, None] + torch.arange(width, device=x.device)
+    crops = textures.permute(0, 2, 3, 1)[pick[:, None, None], rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return (a * x + b * crops).clamp(0, 1)
+
+
+def elastic_transform(x, c, g):
+    """A random affine warp of three points (reflected borders), then a smooth random displacement field (bilinear)."""
+    n, _, height, width = x.shape
+    size = float(min(height, width))
+    alpha, sigma, affine = c[0] * size, c[1] * size, c[2] * size
+    centre, square = torch.tensor([width // 2, height // 2], dtype=torch.float64), min(height, width) // 3
+    src = torch.stack([centre + square, torch.stack([centre[0] + square, centre[1] - square]), centre - square])  # (3, 2) x,y
+    dst = src + (torch.rand((n, 3, 2), generator=g, device=x.device).cpu().double() * 2 - 1) * affine
+    ones = torch.ones(n, 3, 1, dtype=torch.float64)
+    # M maps src to dst (cv2.getAffineTransform); warpAffine samples the source at M^-1 of each output pixel
+    forward = torch.linalg.solve(torch.cat([src.expand(n, 3, 2), ones], 2), dst).transpose(1, 2)  # (n, 2, 3)
+    full = torch.cat([forward, torch.tensor([0, 0, 1], dtype=torch.float64).expand(n, 1, 3)], 1)
+    inverse = torch.linalg.inv(full)[:, :2]
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij")
+    grid = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(-1, 3)  # (HW, 3)
+    sx, sy = (inverse @ grid.T).unbind(1)  # (n, HW) each
+    warped = _sample(x, sx.view(n, height, width), sy.view(n, height, width))
+    if alpha == 0:
+        return warped.clamp(0, 1)
+    noise = torch.rand((n, 2, height, width), generator=g, device=x.device) * 2 - 1
+    field = _blur(noise, sigma, truncate=3.0, mode="reflect") * alpha  # (n, 2, H, W): dx, dy
+    return _sample(warped, xs.to(x.device) + field[:, 0].double(), ys.to(x.device) + field[:, 1].double()).clamp(0, 1)
+
+
+def _sample(x: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
+    """Bilinear sampling of ``x`` at pixel coordinates (``sx``, ``sy``), reflected at the borders."""
+    height, width = x.shape[-2:]
+    gx = (2 * sx / max(width - 1, 1) - 1).to(x.device, x.dtype)
+    gy = (2 * sy / max(height - 1, 1) - 1).to(x.device, x.dtype)
+    return F.grid_sample(x, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="reflection", align_corners=True)
+
+
 FUNCTIONS: dict[str, Callable] = {name: globals()[name] for name in CORRUPTIONS}
 
 
@@ -254,7 +430,7 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, bench
     constant = CONSTANTS[benchmark][name][severity - 1]
     x = images.float() / 255
     generator = torch.Generator(device=x.device).manual_seed(seed)  # runs where the images are (CPU or GPU)
-    out = FUNCTIONS[name](x, constant, generator)
+    out = FUNCTIONS[name](x, constant, generator, benchmark) if name == "frost" else FUNCTIONS[name](x, constant, generator)
     # uint8 like the distributed sets (which store np.uint8 of the float result, i.e. truncation)
     return (out * 255).clamp(0, 255).to(torch.uint8)
 
@@ -300,7 +476,7 @@ def clean_images(split, size: int, limit: int | None = None) -> tuple[torch.Tens
 @torch.no_grad()
 def accuracy_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean, std, batch_size: int = 256,
                 device: str | torch.device | None = None) -> float:
-    device = device or next(model.parameters()).device
+    device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
     mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
     was_training = model.training
@@ -332,6 +508,9 @@ def evaluate_corruptions(model: nn.Module, images: torch.Tensor, labels: torch.T
         "per_severity": {s: float(np.mean([table[n][s] for n in names])) for s in levels},
     }
     report["mca"] = float(np.mean([v["mean"] for v in report["per_corruption"].values()]))
+    ten = [report["per_corruption"][n]["mean"] for n in FIRST_TEN if n in report["per_corruption"]]
+    if len(ten) == len(FIRST_TEN):  # the earlier reports' set, under its own name
+        report["mca_10"] = float(np.mean(ten))
     if baseline is not None:
         report.update(corruption_errors(report, baseline))
     return report
@@ -358,7 +537,8 @@ def corruption_errors(report: dict[str, Any], baseline: dict[str, Any]) -> dict[
 
 def robustness_markdown(report: dict[str, Any]) -> str:
     """A table for model cards and reports."""
-    lines = [f"Mean corruption accuracy (mCA) **{report['mca']:.4f}** (clean {report['clean_accuracy']:.4f}), "
+    ten = f"; over the ten of earlier reports (mCA-10) {report['mca_10']:.4f}" if "mca_10" in report else ""
+    lines = [f"Mean corruption accuracy (mCA) **{report['mca']:.4f}** (clean {report['clean_accuracy']:.4f}{ten}), "
              f"{len(report['per_corruption'])} corruptions x severities {list(report['per_severity'])}, "
              f"{report['benchmark']} severity constants, {report['images']} images, seed {report['seed']}.", "",
              "| corruption | family | mean | " + " | ".join(f"s{s}" for s in report["per_severity"]) + " |",

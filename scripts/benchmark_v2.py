@@ -113,7 +113,9 @@ def one_run(name, seed, scale, scale_name, splits, teacher_dir, args, corrupted_
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
     test_accuracy = evaluate_accuracy(model, prepare_dataset(test, eval_tf), batch_size=500, device=str(trainer.args.device))["top1"]
     images, labels = corrupted_inputs
-    robustness = evaluate_corruptions(model, images, labels, data_config["mean"], data_config["std"], ["all"], None, seed=0,
+    from r2kd_hf.corruptions import FIRST_TEN  # v2's protocol: the ten corruptions it was measured with
+
+    robustness = evaluate_corruptions(model, images, labels, data_config["mean"], data_config["std"], list(FIRST_TEN), None, seed=0,
                                       cache_dir=os.path.join(args.work_dir, "corruptions"))
     return {"row": name, "seed": seed, "val_final": final, "val_best": best, "test": test_accuracy, "mca": robustness["mca"],
             "corrupted_clean": robustness["clean_accuracy"],

@@ -118,8 +118,9 @@ class DataArguments:
     verify_workers: int | None = field(default=None, metadata={"help": "Processes for verify_images (default: CPU count, at most 8)."})
     corruptions: list[str] | None = field(
         default=None,
-        metadata={"help": "After training, evaluate on common corruptions of the eval split: 'all' or names "
-                          "(gaussian_noise shot_noise impulse_noise defocus_blur zoom_blur fog brightness contrast pixelate "
+        metadata={"help": "After training, evaluate on common corruptions of the eval split: 'all' (the 15 of "
+                          "Hendrycks & Dietterich) or names (gaussian_noise shot_noise impulse_noise defocus_blur glass_blur "
+                          "motion_blur zoom_blur snow frost fog brightness contrast elastic_transform pixelate "
                           "jpeg_compression). Results go to summary.json, robustness.json, a PNG and the model card."},
     )
     corruption_severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5], metadata={"help": "Severities (1-5)."})
