@@ -191,6 +191,12 @@ def load_student(path_or_repo_id: str, revision: str | None = None) -> nn.Module
         ) from error
     if record is not None:
         attach_record(model, record)
+        inner = timm_module_of(model)
+        if inner is not None and config.get("pretrained_cfg"):  # the r2kd_pruned factory starts from its base's defaults:
+            # restore the data config the student was trained with (input size, mean, std), as config.json records it
+            inner.pretrained_cfg = {**dict(inner.pretrained_cfg or {}), **config["pretrained_cfg"]}
+            if hasattr(inner, "default_cfg"):
+                inner.default_cfg = inner.pretrained_cfg
     return model.eval()
 
 

@@ -56,7 +56,9 @@ class SmallImageTransform:
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8 (N, H, W, C)`` -> ``float32 (N, C, H, W)``, the same operations as ``ToTensor`` + ``Normalize``."""
-        x = images.permute(0, 3, 1, 2).float().div(255)
+        # contiguous NCHW, as the PIL path delivers: a channels-last-strided input crashed oneDNN convolutions of a
+        # pruned student (odd channel counts) on CPU; channels_last=True converts on purpose, in the trainer
+        x = images.permute(0, 3, 1, 2).contiguous().float().div(255)
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return x.sub_(mean).div_(std)

@@ -72,6 +72,8 @@ def test_a_standard_timm_network_and_a_pruned_student_export_faithfully(tmp_path
     assert report["params_after"] < report["params_before"]
     r2kd_hf.save_classifier(student, str(tmp_path / "pruned"))
     reloaded = r2kd_hf.load_student(str(tmp_path / "pruned"))
+    # the reloaded pruned student knows the size it was trained at (the r2kd_pruned factory starts from 224 px defaults)
+    assert tuple(r2kd_hf.introspection.data_config_of(reloaded)["input_size"]) == (3, 32, 32)
     result = check(reloaded, tmp_path, 32, "pruned")
     # the command line: a folder in, a checked file out
     out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export_onnx.py"), str(tmp_path / "pruned"),

@@ -282,3 +282,24 @@ def test_student_ema_equals_a_hand_computation_and_survives_resume(tmp_path):
     resumed, _, _ = _ema_run(tmp_path, "resumed", 4, resume=str(tmp_path / "full" / "checkpoint-2"))
     for k, v in full.student_ema.shadow.items():
         assert torch.equal(resumed.student_ema.shadow[k], v), k  # the same average as the uninterrupted run
+
+
+def test_a_pruned_student_trains_on_the_small_image_path_with_a_short_last_batch(tmp_path):
+    """Regression: channels-last-strided batches from the device transform crashed (SIGSEGV) oneDNN convolutions of a
+    pruned student with odd channel counts on CPU; the transform now hands over contiguous NCHW like the PIL path."""
+    import r2kd_hf
+    from r2kd_hf.loading import create_timm_classifier
+
+    data = load_image_dataset(str(write_imagefolder(tmp_path / "imgs", 16)))
+    train, _ = in_memory_split(data.splits["train"], 16, MEAN, STD, 2)
+    labels = {0: "cat", 1: "dog"}
+    student = create_timm_classifier("cifar_resnet8", 2, labels)
+    r2kd_hf.prune_student(student, 0.5, (3, 16, 16))
+    x = train.device_transform(train.images[:5], train=True, generator=torch.Generator().manual_seed(0))
+    assert x.is_contiguous()
+    args = R2KDConfig(output_dir=str(tmp_path / "o"), loss_name="kd", num_train_epochs=2, per_device_train_batch_size=5,
+                      use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True, validate_teacher=False)
+    trainer = R2KDTrainer(model=student, teacher_model=create_timm_classifier("cifar_resnet8", 2, labels), args=args,
+                          train_dataset=train)  # 12 images: batches of 5, 5 and 2
+    trainer.train()
+    assert trainer.state.global_step == 6
