@@ -1,5 +1,6 @@
 """Streaming (``--streaming true``): a parquet folder in the Hub layout is streamed, not converted, through the same
-transforms, with max_steps required; one process and the 2-process CPU launch."""
+transforms, with max_steps required; one process and the 2-process CPU launch. The one-process run also exports the
+student to ONNX at the end (``--export_onnx true``)."""
 
 import json
 import os
@@ -39,8 +40,11 @@ def common(stream_inputs, out):
 def test_streaming_trains_without_converting_the_dataset_and_needs_max_steps(stream_inputs, tmp_path):
     refused = run(common(stream_inputs, tmp_path / "no_steps"), tmp_path)
     assert refused.returncode == 2 and "Set max_steps" in refused.stderr, refused.stderr[-2000:]
-    result = run([*common(stream_inputs, tmp_path / "out"), "--max_steps", "5"], tmp_path, home=tmp_path / "home")
+    result = run([*common(stream_inputs, tmp_path / "out"), "--max_steps", "5", "--export_onnx", "true"], tmp_path,
+                 home=tmp_path / "home")
     assert result.returncode == 0, result.stderr[-4000:]
+    card = (tmp_path / "out" / "README.md").read_text()  # --export_onnx: model.onnx beside the model, named by the card
+    assert (tmp_path / "out" / "model.onnx").stat().st_size > 1000 and "## ONNX" in card and "max abs" in card
     arrow = [f for _, _, files in os.walk(tmp_path / "home") for f in files if f.endswith(".arrow")]
     assert arrow == []  # streamed: no split was converted to Arrow (the capped eval split lives in memory)
     state = json.loads((tmp_path / "out" / "trainer_state.json").read_text())
