@@ -28,7 +28,7 @@ _EXPORTS = {
     "get_loss": "losses",
     "kd_loss": "losses",
     "load_model": "loading",
-    "load_student": "saving",
+    "load_student": "loading",
     "prune_student": "pruning",
     "r2kd_loss": "losses",
     "register_loss": "losses",

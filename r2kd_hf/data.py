@@ -17,6 +17,8 @@ import datasets
 import numpy as np
 from PIL import Image
 
+from .messages import UsageError, hub_unreachable
+
 logger = logging.getLogger(__name__)
 
 IMAGE_COLUMNS = ("image", "img", "images", "jpg", "png", "webp")
@@ -62,11 +64,7 @@ def load_raw_dataset(source: str, config_name: str | None = None) -> datasets.Da
     try:
         return datasets.load_dataset(source, config_name)
     except Exception as error:
-        raise OSError(
-            f"Could not load the dataset {source!r}: no local folder has that name and the Hub could not provide it "
-            f"({type(error).__name__}: {str(error).splitlines()[0][:300]}). Pass a local folder (imagefolder, parquet "
-            "or save_to_disk layout), or unset HF_DATASETS_OFFLINE/HF_HUB_OFFLINE where there is network."
-        ) from error
+        raise hub_unreachable("the dataset", source, error, ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")) from error
 
 
 def _find_column(dataset: datasets.Dataset, wanted: str | None, candidates: tuple[str, ...], kind: str) -> str:
@@ -83,8 +81,6 @@ def _find_column(dataset: datasets.Dataset, wanted: str | None, candidates: tupl
             if isinstance(feature, datasets.Image):
                 return name
     if kind == "label" and columns == ["image"]:  # what datasets' imagefolder gives for a single class folder
-        from .messages import UsageError
-
         raise UsageError(
             "The dataset has images but no labels: an imagefolder with a single class folder (or none) has nothing to "
             "classify. Put each class's images in its own sub-folder, at least two classes (<root>/train/<class>/*.png).")
@@ -92,6 +88,36 @@ def _find_column(dataset: datasets.Dataset, wanted: str | None, candidates: tupl
         f"Found no {kind} column among {columns} (looked for {', '.join(candidates)}). Name it with "
         f"--{kind}_column <column>."
     )
+
+
+def _select_splits(raw, source: str, train_split: str, eval_split: str, image_column: str | None,
+                   label_column: str | None) -> tuple[Any, str | None, Callable]:
+    """``(train, eval split name or None, normalise)``: the splits checked, the columns found, and the function that
+    keeps the image and label columns as ``image`` (undecoded: we decode, to name bad files) and ``labels``."""
+    if train_split not in raw:
+        raise KeyError(f"The dataset {source!r} has no split {train_split!r}; its splits are {list(raw)}. Set train_split.")
+    if eval_split == "auto":
+        eval_split = next((s for s in EVAL_SPLITS if s in raw and s != train_split), None)
+    elif eval_split not in raw:
+        raise KeyError(f"The dataset {source!r} has no split {eval_split!r}; its splits are {list(raw)}. Set eval_split (or 'auto').")
+    train = raw[train_split]
+    if train.features is None:  # a stream that does not declare its features
+        raise UsageError(f"The stream of {source!r} does not declare its features; give image_column and label_column, "
+                         "or use a dataset with features (parquet written by datasets, Hub datasets).")
+    image_name = _find_column(train, image_column, IMAGE_COLUMNS, "image")
+    label_name = _find_column(train, label_column, LABEL_COLUMNS, "label")
+
+    def normalise(split):
+        split = split.select_columns([image_name, label_name])
+        renames = {k: v for k, v in ((image_name, "image"), (label_name, "labels")) if k != v}
+        split = split.rename_columns(renames) if renames else split
+        return split.cast_column("image", datasets.Image(decode=False)) if isinstance(split.features["image"], datasets.Image) else split
+
+    return normalise(train), eval_split, normalise
+
+
+def _with_index(split: datasets.Dataset) -> datasets.Dataset:
+    return split.add_column(INDEX_COLUMN, list(range(len(split))))
 
 
 def load_image_dataset(
@@ -114,33 +140,13 @@ def load_image_dataset(
     """
     if raw is None:
         raw = digits_dataset() if source == "digits" else load_raw_dataset(source, config_name)
-    if train_split not in raw:
-        raise KeyError(f"The dataset {source!r} has no split {train_split!r}; its splits are {list(raw)}. Set train_split.")
-    train = raw[train_split]
-    image_name = _find_column(train, image_column, IMAGE_COLUMNS, "image")
-    label_name = _find_column(train, label_column, LABEL_COLUMNS, "label")
-
-    if eval_split == "auto":
-        eval_split = next((s for s in EVAL_SPLITS if s in raw and s != train_split), None)
-    elif eval_split not in raw:
-        raise KeyError(f"The dataset {source!r} has no split {eval_split!r}; its splits are {list(raw)}. Set eval_split (or 'auto').")
-
-    def normalise(split: datasets.Dataset) -> datasets.Dataset:
-        split = split.select_columns([image_name, label_name])
-        renames = {k: v for k, v in ((image_name, "image"), (label_name, "labels")) if k != v}
-        split = split.rename_columns(renames) if renames else split
-        if isinstance(split.features["image"], datasets.Image):
-            split = split.cast_column("image", datasets.Image(decode=False))  # decoded by us, to name bad files
-        return split.add_column(INDEX_COLUMN, list(range(len(split))))
-
-    train = normalise(train)
+    train, eval_split, normalise = _select_splits(raw, source, train_split, eval_split, image_column, label_column)
+    train = _with_index(train)
     id2label = _label_names(train)
     if len(id2label) < 2:
-        from .messages import UsageError
-
         found = f"one class ({next(iter(id2label.values()))!r})" if id2label else "no classes"
         raise UsageError(
-            f"The dataset {source!r} has {found} in its {train_split!r} split (label column {label_name!r}); a classifier "
+            f"The dataset {source!r} has {found} in its {train_split!r} split; a classifier "
             "needs at least two. For an imagefolder, put each class's images in its own sub-folder "
             "(<root>/train/<class>/*.png); for other datasets, name the label column with label_column.")
     if eval_split is None:
@@ -154,7 +160,7 @@ def load_image_dataset(
             parts = train.train_test_split(test_size=validation_fraction, seed=seed)
         train, evaluation, eval_split = parts["train"], parts["test"], f"{train_split}[{validation_fraction:.0%} held out, seed {seed}]"
     else:
-        evaluation = normalise(raw[eval_split])
+        evaluation = _with_index(normalise(raw[eval_split]))
     if max_train_samples:
         train = train.shuffle(seed=seed).select(range(min(max_train_samples, len(train))))
     if max_eval_samples:
@@ -180,38 +186,17 @@ def load_streaming_dataset(
     Works for Hub datasets and local parquet or image folders; the label column must be a ``ClassLabel`` (a stream
     cannot be scanned for its classes first).
     """
-    from .messages import UsageError
-
     if source == "digits":
         raise UsageError("streaming=True needs a Hub dataset or a parquet/image folder; the built-in 'digits' is in memory "
                          "already. Drop --streaming.")
     path = os.path.expanduser(source)
     raw = datasets.load_dataset(path if os.path.isdir(path) else source, config_name, streaming=True)
-    if train_split not in raw:
-        raise KeyError(f"The dataset {source!r} has no split {train_split!r}; its splits are {list(raw)}. Set train_split.")
-    if eval_split == "auto":
-        eval_split = next((s for s in EVAL_SPLITS if s in raw and s != train_split), None)
-        if eval_split is None:
-            raise UsageError(f"The dataset {source!r} has no validation/test split, and a held-out part cannot be carved "
-                             "from a stream. Name an eval split with eval_split, or drop --streaming.")
-    elif eval_split not in raw:
-        raise KeyError(f"The dataset {source!r} has no split {eval_split!r}; its splits are {list(raw)}. Set eval_split (or 'auto').")
-    train = raw[train_split]
-    if train.features is None:
-        raise UsageError(f"The stream of {source!r} does not declare its features; give image_column and label_column, "
-                         "or use a dataset with features (parquet written by datasets, Hub datasets).")
-    image_name = _find_column(train, image_column, IMAGE_COLUMNS, "image")
-    label_name = _find_column(train, label_column, LABEL_COLUMNS, "label")
-
-    def normalise(split):
-        split = split.select_columns([image_name, label_name])
-        renames = {k: v for k, v in ((image_name, "image"), (label_name, "labels")) if k != v}
-        split = split.rename_columns(renames) if renames else split
-        return split.cast_column("image", datasets.Image(decode=False)) if isinstance(split.features["image"], datasets.Image) else split
-
-    train = normalise(train)
+    train, eval_split, normalise = _select_splits(raw, source, train_split, eval_split, image_column, label_column)
+    if eval_split is None:
+        raise UsageError(f"The dataset {source!r} has no validation/test split, and a held-out part cannot be carved "
+                         "from a stream. Name an eval split with eval_split, or drop --streaming.")
     if not isinstance(train.features["labels"], datasets.ClassLabel):
-        raise UsageError(f"The label column {label_name!r} of {source!r} is not a ClassLabel, so a stream cannot tell its "
+        raise UsageError(f"The label column of {source!r} is not a ClassLabel, so a stream cannot tell its "
                          "classes; cast it (dataset.class_encode_column) or drop --streaming.")
     id2label = dict(enumerate(train.features["labels"].names))
     if len(id2label) < 2:
@@ -221,7 +206,7 @@ def load_streaming_dataset(
     evaluation = datasets.Dataset.from_list(rows, features=evaluation.features) if rows else None
     if evaluation is None:
         raise UsageError(f"The eval split {eval_split!r} of {source!r} is empty.")
-    evaluation = evaluation.add_column(INDEX_COLUMN, list(range(len(evaluation))))
+    evaluation = _with_index(evaluation)
     train = train.shuffle(seed=seed, buffer_size=shuffle_buffer_size)
     return LoadedData({"train": train, "eval": evaluation}, id2label, source, train_split, str(eval_split))
 

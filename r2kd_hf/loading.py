@@ -1,9 +1,9 @@
-"""The setup layer: everything that happens before the Trainer exists.
+"""Models in: the one way to load a student or a teacher, and the checks before training.
 
-recipe -> **setup** -> :class:`~r2kd_hf.R2KDTrainer` -> card / Hub. This module builds or loads the student and the
-teacher from names, folders, Hub ids or checkpoints; checks that they and the dataset agree on the classes and
-on logits shapes; resolves the one ``data_config`` (image size, mean, std, interpolation) that the transforms, the
-second view and the teacher re-normalisation read; and prunes the student. The trainer receives ready modules.
+This module builds or loads the student and the teacher from names, folders, Hub ids or checkpoints (saved by
+:mod:`r2kd_hf.saving` or anyone else), builds the teacher side once (:func:`build_teacher`), checks that they and
+the dataset agree on the classes and on logits shapes, resolves the one ``data_config`` (image size, mean, std, interpolation) that the transforms, the
+second view and the teacher re-normalisation read, and prunes the student. The trainer receives ready modules.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .messages import hub_unreachable
+from .saving import CONFIG_NAME, WEIGHTS_NAME
 from .introspection import (
     DEFAULT_MEAN,
     DEFAULT_STD,
@@ -56,10 +58,10 @@ def load_model(
 ) -> nn.Module:
     """Load a model from any of the forms in :data:`MODEL_SPEC_FORMS`.
 
-    * ``hf-hub:`` specs and timm names go through ``timm.create_model`` (``num_labels`` re-creates a student's head);
+    * a folder or Hub repo goes through :func:`load_student` (pruned students included; ``num_labels`` re-creates a
+      student's head);
     * a checkpoint file is read weights-only into the timm architecture ``arch`` (strictly);
-    * a folder or Hub repo holding ``r2kd_pruning.json`` is a pruned student (:func:`r2kd_hf.load_student`);
-    * other folders and Hub repos go through ``AutoModelForImageClassification`` (timm-format repos included).
+    * ``hf-hub:`` specs and timm names go through ``timm.create_model``.
 
     Teachers are never loaded with a re-initialised head: a class-count mismatch is reported by the setup checks.
     """
@@ -69,30 +71,24 @@ def load_model(
         raise TypeError(f"The {role} must be one of: {'; '.join(MODEL_SPEC_FORMS)}. Got {spec!r}.")
     from . import models as _models  # noqa: F401  (registers the paper's architectures with timm)
 
-    if spec.startswith("hf-hub:"):
-        return _create_timm(spec, role=role, num_labels=num_labels, pretrained=pretrained)
     path = os.path.expanduser(spec)
-    if os.path.isdir(path):
-        return _load_from_folder(path, role=role, num_labels=num_labels, id2label=id2label)
     if os.path.isfile(path):
         from .reference_checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint
 
         if not spec.lower().endswith(CHECKPOINT_SUFFIXES):
             raise ValueError(f"The {role} {spec!r} is a file but not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}).")
         return load_checkpoint(path, arch, num_labels=num_labels)
-    if _is_timm_name(spec):
+    if not os.path.isdir(path) and (spec.startswith("hf-hub:") or _is_timm_name(spec)):
         return _create_timm(spec, role=role, num_labels=num_labels, pretrained=pretrained)
-    if REPO_ID_PATTERN.match(spec) and not spec.startswith((".", "~")):
-        return _load_from_hub(spec, role=role, num_labels=num_labels, id2label=id2label, revision=revision)
+    if os.path.isdir(path) or (REPO_ID_PATTERN.match(spec) and not spec.startswith((".", "~"))):
+        return load_student(spec, revision=revision, **_label_kwargs(role, num_labels, id2label))
     looks_like_path = spec.startswith(("/", "./", "../", "~")) or os.sep in spec
     import timm
 
     close = difflib.get_close_matches(spec, timm.list_models(), n=3) if not looks_like_path else []
     problem = f"no file or folder {spec!r} exists" if looks_like_path else f"{spec!r} is not a known timm name, file, folder or Hub repo id"
-    error_class = FileNotFoundError if looks_like_path else ValueError
-    raise error_class(
-        f"Cannot load the {role}: {problem}."
-        + (f" Close timm names: {', '.join(close)}." if close else "")
+    raise (FileNotFoundError if looks_like_path else ValueError)(
+        f"Cannot load the {role}: {problem}." + (f" Close timm names: {', '.join(close)}." if close else "")
         + " A model can be given as: " + "; ".join(MODEL_SPEC_FORMS) + "."
     )
 
@@ -107,58 +103,17 @@ def _create_timm(name: str, *, role: str, num_labels: int | None, pretrained: bo
     import timm
 
     kwargs = {"num_classes": num_labels} if (num_labels and role == "student") else {}
-    if pretrained and not name.startswith("hf-hub:") and not _has_pretrained_weights(name):
-        raise ValueError(
-            f"timm's {name!r} has no pretrained weights (r2kd_hf's cifar_* networks ship none). Give a trained {role}: "
-            "a folder (scripts/train_teacher.py writes one), a Hub repo, or a reference checkpoint with its arch."
-        )
+    if pretrained and not name.startswith("hf-hub:"):
+        cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
+        if cfg is None or not (cfg.url or cfg.hf_hub_id or cfg.file):
+            raise ValueError(
+                f"timm's {name!r} has no pretrained weights (r2kd_hf's cifar_* networks ship none). Give a trained {role}: "
+                "a folder (scripts/train_teacher.py writes one), a Hub repo, or a reference checkpoint with its arch."
+            )
     try:
         return timm.create_model(name, pretrained=pretrained, **kwargs)
     except Exception as error:  # network, missing weights
-        raise _hub_error(name, role, error) from error
-
-
-def _has_pretrained_weights(name: str) -> bool:
-    import timm
-
-    cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=True)
-    return cfg is not None and bool(cfg.url or cfg.hf_hub_id or cfg.file)
-
-
-def _load_from_folder(path: str, *, role: str, num_labels, id2label) -> nn.Module:
-    from .pruning.serialization import PRUNING_RECORD_NAME
-    from .saving import load_student
-
-    if os.path.exists(os.path.join(path, PRUNING_RECORD_NAME)):
-        return load_student(path)
-    if not os.path.exists(os.path.join(path, "config.json")):
-        raise FileNotFoundError(
-            f"The {role} folder {path!r} has no config.json. Save models with save_pretrained() (or trainer.save_model())."
-        )
-    from transformers import AutoModelForImageClassification
-
-    kwargs = _label_kwargs(role, num_labels, id2label)
-    return AutoModelForImageClassification.from_pretrained(path, **kwargs)
-
-
-def _load_from_hub(repo_id: str, *, role: str, num_labels, id2label, revision) -> nn.Module:
-    from huggingface_hub import hf_hub_download
-
-    from .pruning.serialization import PRUNING_RECORD_NAME
-    from .saving import load_student
-
-    try:
-        hf_hub_download(repo_id, PRUNING_RECORD_NAME, revision=revision)
-        return load_student(repo_id, revision=revision)
-    except Exception as error:
-        if _is_connection_error(error):
-            raise _hub_error(repo_id, role, error) from error
-    from transformers import AutoModelForImageClassification
-
-    try:
-        return AutoModelForImageClassification.from_pretrained(repo_id, revision=revision, **_label_kwargs(role, num_labels, id2label))
-    except OSError as error:
-        raise _hub_error(repo_id, role, error) from error
+        raise hub_unreachable(f"the {role}", name, error) from error
 
 
 def _label_kwargs(role: str, num_labels, id2label) -> dict:
@@ -171,19 +126,101 @@ def _label_kwargs(role: str, num_labels, id2label) -> dict:
     return kwargs
 
 
-def _is_connection_error(error: Exception) -> bool:
-    text = f"{type(error).__name__}: {error}".lower()
-    return any(s in text for s in ("offline", "connect", "timed out", "timeout", "resolve", "network", "unreachable"))
+def _resolve(path_or_repo_id: str, filename: str, revision: str | None) -> str | None:
+    """Local path of ``filename`` in a folder or Hub repo; None when the repo or folder does not have it."""
+    folder = os.path.expanduser(path_or_repo_id)
+    if os.path.isdir(folder) or path_or_repo_id.startswith(("/", ".", "~")) or path_or_repo_id.count("/") != 1:
+        path = os.path.join(folder, filename)
+        return path if os.path.exists(path) else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return hf_hub_download(path_or_repo_id, filename, revision=revision)
+    except (LocalEntryNotFoundError, RepositoryNotFoundError) as error:  # checked before their parent class
+        raise hub_unreachable("the model", path_or_repo_id, error) from error
+    except EntryNotFoundError:
+        return None
+    except OSError as error:
+        raise hub_unreachable("the model", path_or_repo_id, error) from error
 
 
-def _hub_error(name: str, role: str, error: Exception) -> OSError:
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    why = "HF_HUB_OFFLINE is set" if offline else "the Hub could not be reached or has no such model"
-    return OSError(
-        f"Could not load the {role} {name!r}: no local folder has that name and {why} ({type(error).__name__}: {str(error).splitlines()[0][:300]}). "
-        "Download it first where there is network (`hf download <repo_id> --local-dir <dir>`) and pass the local "
-        "folder, or unset HF_HUB_OFFLINE."
-    )
+def load_student(path_or_repo_id: str, revision: str | None = None, **from_pretrained_kwargs: Any) -> nn.Module:
+    """Load a model saved by r2kd_hf (pruned or not) or any transformers classifier, from a folder or a Hub repo.
+
+    The result returns ``.logits``, carries ``config.id2label``, and remembers its pruning record so that saving it
+    again writes the same format. A pruning record that does not match ``config.json`` or the weights fails loudly.
+    ``from_pretrained_kwargs`` (e.g. a new head's ``num_labels``) apply to unpruned models.
+    """
+    from transformers import AutoModelForImageClassification
+
+    from . import models as _models  # noqa: F401  (registers cifar_* and r2kd_pruned with timm)
+    from .pruning.serialization import PRUNING_RECORD_NAME, RECORD_FORMAT, attach_record
+
+    config_path = _resolve(path_or_repo_id, CONFIG_NAME, revision)
+    if config_path is None:
+        raise FileNotFoundError(
+            f"{path_or_repo_id!r} has no {CONFIG_NAME}: it is not a saved model. Save models with trainer.save_model(), "
+            "r2kd_hf.save_classifier() or save_pretrained()."
+        )
+    with open(config_path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    record_path = _resolve(path_or_repo_id, PRUNING_RECORD_NAME, revision)
+    record = None
+    if record_path is not None:
+        with open(record_path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        if record.get("format") != RECORD_FORMAT:
+            raise ValueError(f"Unsupported pruning record format {record.get('format')!r}; expected {RECORD_FORMAT!r}.")
+        if "model_type" in config:  # a pruned transformers-native model: rebuild it from the record
+            return _load_pruned_transformers(path_or_repo_id, config_path, record, revision)
+        if (config.get("model_args") or {}).get("pruned_layers") != record["layers"]:
+            raise ValueError(
+                f"The files in {path_or_repo_id!r} do not match its pruning record ({PRUNING_RECORD_NAME} and config.json "
+                "describe different layer shapes). The folder was modified or mixes files from different runs; re-save it "
+                "with trainer.save_model()."
+            )
+        from_pretrained_kwargs = {}
+    source = os.path.expanduser(path_or_repo_id) if os.path.isdir(os.path.expanduser(path_or_repo_id)) else path_or_repo_id
+    try:
+        model = AutoModelForImageClassification.from_pretrained(source, revision=revision, **from_pretrained_kwargs)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"The weights in {path_or_repo_id!r} do not match its config.json ({str(error).splitlines()[0][:300]}). "
+            "Re-save the model with trainer.save_model()."
+        ) from error
+    except OSError as error:
+        raise hub_unreachable("the model", path_or_repo_id, error) from error
+    if record is not None:
+        attach_record(model, record)
+        inner = timm_module_of(model)
+        if inner is not None and config.get("pretrained_cfg"):  # the r2kd_pruned factory starts from its base's defaults:
+            # restore the data config the student was trained with (input size, mean, std), as config.json records it
+            inner.pretrained_cfg = {**dict(inner.pretrained_cfg or {}), **config["pretrained_cfg"]}
+            if hasattr(inner, "default_cfg"):
+                inner.default_cfg = inner.pretrained_cfg
+    return model.eval()
+
+
+def _load_pruned_transformers(path_or_repo_id: str, config_path: str, record: dict[str, Any], revision: str | None) -> nn.Module:
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    from .pruning.serialization import apply_record, attach_record
+
+    model = AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(os.path.dirname(config_path)))
+    apply_record(model, record)
+    weights = load_file(_resolve(path_or_repo_id, WEIGHTS_NAME, revision))
+    expected = model.state_dict()
+    wrong = [k for k, v in expected.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
+    if wrong or set(weights) - set(expected):
+        raise ValueError(
+            f"The weights in {path_or_repo_id!r} do not match its pruning record (first: {(wrong or sorted(set(weights) - set(expected)))[0]!r}). "
+            "Re-save it with trainer.save_model()."
+        )
+    model.load_state_dict(weights, strict=True)
+    attach_record(model, record)
+    return model.eval()
 
 
 # ------------------------------------------------------------------------------------------------ agreement checks
@@ -291,7 +328,7 @@ def create_timm_classifier(name: str, num_labels: int, id2label: dict[int, str],
                 "or run where the Hub is reachable (HF_HUB_OFFLINE unset)."
             ) from error
         raise
-    pretrained_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in inner.pretrained_cfg.items() if _jsonable(v)}
+    pretrained_cfg = json.loads(json.dumps(dict(inner.pretrained_cfg), default=lambda _: None))  # tuples -> lists
     pretrained_cfg["num_classes"] = num_labels
     config = TimmWrapperConfig(
         architecture=name, num_labels=num_labels, id2label=dict(id2label), label2id={v: k for k, v in id2label.items()},
@@ -301,14 +338,6 @@ def create_timm_classifier(name: str, num_labels: int, id2label: dict[int, str],
     model.timm_model.load_state_dict(inner.state_dict())  # keep timm's initialisation (or pretrained weights)
     model.timm_model.pretrained_cfg = dict(inner.pretrained_cfg, num_classes=num_labels)
     return model
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-        return True
-    except TypeError:
-        return False
 
 
 def build_student(spec: str, num_labels: int, id2label: dict[int, str], pretrained: bool = False,

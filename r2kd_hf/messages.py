@@ -1,8 +1,19 @@
-"""Error messages shared by the command line, the recipe checks and the registries: the closest valid names first."""
+"""Field helpers and error messages shared by the config dataclasses, the recipe checks, the registries and the
+loaders: the closest valid names first, and what to do."""
 
 from __future__ import annotations
 
 import difflib
+import os
+from dataclasses import field
+from typing import Any, Callable
+
+
+def option(default: Any = None, help: str = "", factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with its ``--help`` text (``factory`` for mutable defaults)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 class UsageError(ValueError):
@@ -48,3 +59,13 @@ def unknown_key_message(key: str, valid: list[str], where: str, section: str | N
         return f"Unknown key {shown} {where}.{hint} Valid keys of {section!r}: {', '.join(valid)}."
     return (f"Unknown {'option' if flag else 'key'} {shown} {where}.{hint} Every option, with its help, is listed by "
             "`python scripts/distill.py --help`; `--print_recipe` shows the resolved values.")
+
+
+def hub_unreachable(what: str, name: str, error: Exception, flags: tuple[str, ...] = ("HF_HUB_OFFLINE",)) -> OSError:
+    """``name`` is neither a local folder nor served by the Hub: why (an offline flag or not), and what to do."""
+    offline = next((v for v in flags if os.environ.get(v, "0").lower() in ("1", "true", "yes")), None)
+    fix = (f"{offline} is set: unset it, or download it first where there is network (`hf download <repo_id> "
+           "--local-dir <dir>`) and pass the local folder" if offline else
+           "check the repo id, HF_ENDPOINT, your token (`hf auth login`) and the network, or pass a local folder")
+    return OSError(f"Could not load {what} {name!r}: no local folder has that name and the Hub did not serve it "
+                   f"({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}). {fix}.")

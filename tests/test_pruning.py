@@ -224,3 +224,44 @@ def test_failed_push_is_explained_and_local_output_is_complete(tmp_path, failure
     out = tmp_path / "out"
     assert {"README.md", "config.json", "model.safetensors", "r2kd_pruning.json"} <= set(os.listdir(out))
     assert load_student(str(out)) is not None
+
+
+def test_pruned_transformers_native_student_round_trips(tmp_path):
+    """A transformers model (no timm inside) pruned, saved with save_pretrained + the record, rebuilt from the record."""
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    from r2kd_hf import save_classifier
+
+    model = ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3)).eval()
+    report = prune_student(model, 0.5, (3, 16, 16))
+    assert report["params_after"] < report["params_before"]
+    assert set(save_classifier(model, str(tmp_path))) == {"config.json", "model.safetensors", "r2kd_pruning.json"}
+    loaded = load_student(str(tmp_path))
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model(x).logits, rtol=0, atol=0)
+
+
+def test_channels_last_students_save_through_timm_and_keep_training_layout(tmp_path):
+    """safetensors refuses non-contiguous (channels-last) weights: a contiguous copy is saved, the live model is left."""
+    model = create_timm_classifier("cifar_resnet8", 4, LABELS).to(memory_format=torch.channels_last).eval()
+    prune_student(model, 0.5, (3, 8, 8))
+    model = model.to(memory_format=torch.channels_last)
+    r2kd_hf_save(model, tmp_path)
+    assert model.timm_model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architecture"] == "r2kd_pruned" and "num_classes" not in config.get("model_args", {})
+    loaded = load_student(str(tmp_path))
+    direct = timm.create_model(f"local-dir:{tmp_path}", pretrained=True).eval()  # timm alone, after import r2kd_hf
+    for other in (loaded.timm_model, direct):  # the same weights, bit for bit
+        for key, value in model.timm_model.state_dict().items():
+            assert torch.equal(other.state_dict()[key], value), key
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():  # the layouts pick different kernels: equal up to float rounding
+        torch.testing.assert_close(loaded(x).logits, model(x).logits, rtol=0, atol=1e-6)
+
+
+def r2kd_hf_save(model, folder):
+    from r2kd_hf import save_classifier
+
+    return save_classifier(model, str(folder))

@@ -1,5 +1,6 @@
 """The seams of the redesign: the setup layer alone, the callbacks alone, and the trainer paths on ready modules."""
 
+import os
 import types
 
 import pytest
@@ -49,6 +50,52 @@ def test_pruning_callback_alone_hands_the_copy_to_the_ensemble(tmp_path):
     callback.on_train_begin(args, state, None)  # pruned once
     with pytest.raises(RuntimeError, match="already has a pruned teacher"):
         ensemble.add_pruned_copy(TinyNet(), {})
+
+
+class EngineLike(torch.nn.Module):
+    """What DeepSpeed hands back: a wrapper with `.module` (copying it would copy the engine, not the network)."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x)
+
+
+def test_pruning_under_an_engine_copies_the_bare_module_and_places_the_copy(tmp_path):
+    teacher = TinyNet(seed=1, width=16)
+    ensemble = TeacherEnsemble(EngineLike(teacher), pruned_bn="running_stats", module=teacher, place=EngineLike)
+    callback = TeacherPruningCallback(ensemble=ensemble)
+    args = types.SimpleNamespace(teacher_prune_method="l1_unstructured", teacher_prune_amount=0.1, output_dir=str(tmp_path), should_save=True)
+    callback.on_train_begin(args, types.SimpleNamespace(global_step=0, log_history=[]), None)
+    assert isinstance(ensemble.pruned, EngineLike) and isinstance(ensemble.pruned.module, TinyNet)  # placed once, not nested
+    pruned_weights = [p for n, p in ensemble.pruned.module.named_parameters() if n.endswith("weight") and p.dim() > 1]
+    assert all(0.05 < float((p == 0).float().mean()) < 0.15 for p in pruned_weights)
+    assert all(float((p == 0).float().mean()) == 0 for n, p in teacher.named_parameters() if p.dim() > 1)  # the teacher is untouched
+
+
+def test_sharded_save_keeps_the_pruning_record(tmp_path, monkeypatch):
+    """Under DeepSpeed/FSDP Trainer gathers and writes the weights; r2kd_pruning.json must be written beside them."""
+    import transformers
+
+    from r2kd_hf.loading import create_timm_classifier
+    from r2kd_hf.pruning import prune_student
+
+    student = create_timm_classifier("cifar_resnet8", 4, {i: str(i) for i in range(4)})
+    prune_student(student, 0.5, (3, 8, 8))
+    trainer = R2KDTrainer(model=student, args=R2KDConfig(output_dir=str(tmp_path), loss_name="none", use_cpu=True, report_to=[]),
+                          train_dataset=BlobImages(8))
+    gathered = []
+
+    def gather_and_write(self, output_dir=None, _internal_call=False):  # what Trainer does: the folder and the weights
+        os.makedirs(output_dir, exist_ok=True)
+        gathered.append(output_dir)
+
+    monkeypatch.setattr(transformers.Trainer, "save_model", gather_and_write)
+    trainer.is_fsdp_enabled = True
+    trainer.save_model(str(tmp_path / "final"))
+    assert gathered == [str(tmp_path / "final")] and (tmp_path / "final" / "r2kd_pruning.json").exists()
 
 
 def test_validation_callback_alone_measures_the_teacher():

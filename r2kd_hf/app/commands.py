@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from .cli import main
@@ -25,10 +24,9 @@ def distill(model_args, data_args, training_args, info) -> None:
 
 def train_teacher(model_args, data_args, training_args, info) -> None:
     """The recipe's ``model.teacher_arch`` trained with cross-entropy only (``training.*`` applies)."""
-    from .pipeline import run
+    from .pipeline import run, teacher_run_arguments
 
-    model_args = dataclasses.replace(model_args, student=model_args.teacher_arch, prune_student=None, student_from_teacher=False)
-    training_args = dataclasses.replace(training_args, loss_name="none", prune_teacher=False, second_view="none")
+    model_args, training_args = teacher_run_arguments(model_args, training_args)
     run(model_args, data_args, training_args, info, role="teacher")
 
 

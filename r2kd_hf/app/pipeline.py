@@ -25,37 +25,27 @@ from ..loading import (
     prune_student_or_resume,
     resolve_data_config,
 )
+from ..messages import UsageError
 from ..trainer import R2KDTrainer
 
 logger = logging.getLogger(__name__)
 
 
 def load_data(data_args: DataArguments, seed: int) -> LoadedData:
-    if data_args.streaming:
-        from ..data import load_streaming_dataset
+    """The run's splits: streamed (``streaming``) or loaded whole, with a seeded subset and held-out split."""
+    from ..data import load_streaming_dataset
 
-        return load_streaming_dataset(
-            data_args.dataset, config_name=data_args.dataset_config, train_split=data_args.train_split,
-            eval_split=data_args.eval_split, image_column=data_args.image_column, label_column=data_args.label_column,
-            seed=seed, shuffle_buffer_size=data_args.shuffle_buffer_size, max_eval_samples=data_args.max_eval_samples)
-    return load_image_dataset(
-        data_args.dataset,
-        config_name=data_args.dataset_config,
-        train_split=data_args.train_split,
-        eval_split=data_args.eval_split,
-        image_column=data_args.image_column,
-        label_column=data_args.label_column,
-        validation_fraction=data_args.validation_fraction,
-        seed=seed,
-        max_train_samples=data_args.max_train_samples,
-        max_eval_samples=data_args.max_eval_samples,
-    )
+    common = dict(config_name=data_args.dataset_config, train_split=data_args.train_split, eval_split=data_args.eval_split,
+                  image_column=data_args.image_column, label_column=data_args.label_column, seed=seed,
+                  max_eval_samples=data_args.max_eval_samples)
+    if data_args.streaming:
+        return load_streaming_dataset(data_args.dataset, shuffle_buffer_size=data_args.shuffle_buffer_size, **common)
+    return load_image_dataset(data_args.dataset, validation_fraction=data_args.validation_fraction,
+                              max_train_samples=data_args.max_train_samples, **common)
 
 
 def check_streaming(data_args: DataArguments, training_args: R2KDConfig, model_args: ModelArguments) -> None:
     """A stream has no length: the run needs max_steps; each process reads its own part (no dispatch from rank 0)."""
-    from ..messages import UsageError
-
     if not training_args.max_steps or training_args.max_steps < 1:
         raise UsageError("streaming=True: a streamed split has no length, so the run cannot count epochs. Set max_steps "
                          "(for example epochs x images / (per_device_train_batch_size x processes)).")
@@ -127,58 +117,44 @@ def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArgum
 def resolve_resume(value, output_dir: str) -> str | None:
     """``--resume_from_checkpoint`` as in transformers' examples: a path, or ``true``/``last`` for the newest one.
 
-    The checkpoint's model file is checked first: a damaged one (a run killed while writing) is named, with the
-    newest intact checkpoint to resume from instead.
+    The checkpoint is checked first: a damaged one (a run killed while writing) is named, with the newest intact
+    checkpoint to resume from instead.
     """
+    from transformers.trainer_utils import get_last_checkpoint
+
     if value in (None, "", False, "false", "False", "no"):
         return None
-    if value is True or str(value).lower() in ("true", "last", "yes"):
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-        if last is None:
+    path = str(value)
+    if value is True or path.lower() in ("true", "last", "yes"):
+        path = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if path is None:
             raise FileNotFoundError(f"--resume_from_checkpoint {value}: there is no checkpoint-* folder in {output_dir!r} to resume from.")
-        path = last
-    elif not os.path.isdir(str(value)):
+    elif not os.path.isdir(path):
         raise FileNotFoundError(f"--resume_from_checkpoint {value!r} is not a folder; give a checkpoint-* folder, or true/last.")
-    else:
-        path = str(value)
     problem = checkpoint_problem(path)
     if problem:
-        from ..messages import UsageError
-
         parent = os.path.dirname(os.path.abspath(path))
-        intact = [c for c in _checkpoints(parent) if c != os.path.abspath(path) and not checkpoint_problem(c)]
+        intact = sorted((os.path.join(parent, d) for d in os.listdir(parent) if d.startswith("checkpoint-") and d[11:].isdigit()
+                         and os.path.join(parent, d) != os.path.abspath(path) and not checkpoint_problem(os.path.join(parent, d))),
+                        key=lambda c: int(c.rsplit("-", 1)[-1]))
         advice = (f"Resume from the newest intact one: --resume_from_checkpoint {intact[-1]}" if intact else
                   "No intact checkpoint is left in that folder: start the run again without --resume_from_checkpoint.")
         raise UsageError(f"The checkpoint {path!r} is damaged: {problem}. {advice} (and delete the damaged folder).")
     return path
 
 
-def _checkpoints(folder: str) -> list[str]:
-    found = [os.path.join(folder, d) for d in os.listdir(folder) if d.startswith("checkpoint-") and d.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.rsplit("-", 1)[-1]))
-
-
 def checkpoint_problem(path: str) -> str | None:
     """Why ``path`` cannot be resumed from (a truncated model file, unreadable trainer state), or ``None``."""
-    import struct
+    from safetensors import safe_open
 
     weights = os.path.join(path, "model.safetensors")
     if not os.path.exists(weights):
         return "it has no model.safetensors"
-    size = os.path.getsize(weights)
     try:
-        with open(weights, "rb") as handle:
-            header_size = struct.unpack("<Q", handle.read(8))[0]
-            header = json.loads(handle.read(header_size)) if 8 + header_size <= size else None
-    except (struct.error, ValueError, UnicodeDecodeError):
-        header = None
-    if header is None:
-        return f"{weights} has a truncated or unreadable header ({size:,} bytes)"
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    if 8 + header_size + end != size:
-        return f"{weights} is {size:,} bytes but its header describes {8 + header_size + end:,} (cut short while writing)"
+        with safe_open(weights, "pt"):
+            pass
+    except Exception as error:  # noqa: BLE001 - safetensors' own check of the header against the file size
+        return f"{weights} ({os.path.getsize(weights):,} bytes) is unreadable, probably cut short while writing ({str(error).splitlines()[0]})"
     try:
         with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as handle:
             json.load(handle)
@@ -200,6 +176,13 @@ def teacher_settings(model_args: ModelArguments, data_args: DataArguments, train
             "per_device_train_batch_size": training_args.per_device_train_batch_size}
 
 
+def teacher_run_arguments(model_args: ModelArguments, training_args: R2KDConfig, **training_overrides):
+    """``(model_args, training_args)`` of a cross-entropy run of ``model.teacher_arch``: how every teacher is trained
+    (``r2kd-train-teacher`` and a run's own teacher); the benchmarks use the same trainer with ``loss_name="none"``."""
+    model_args = dataclasses.replace(model_args, student=model_args.teacher_arch, prune_student=None, student_from_teacher=False)
+    return model_args, dataclasses.replace(training_args, loss_name="none", prune_teacher=False, second_view="none", **training_overrides)
+
+
 def train_teacher(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig, info: dict, output_dir: str) -> str:
     """Train the run's teacher with cross-entropy only (once); returns its folder.
 
@@ -210,8 +193,6 @@ def train_teacher(model_args: ModelArguments, data_args: DataArguments, training
     wanted = teacher_settings(model_args, data_args, training_args)
     record = os.path.join(output_dir, TEACHER_SETTINGS)
     if os.path.exists(os.path.join(output_dir, "config.json")) and not model_args.retrain_teacher:
-        from ..messages import UsageError
-
         recorded = json.load(open(record, encoding="utf-8")) if os.path.exists(record) else None
         if recorded == wanted:
             logger.info("Reusing the teacher in %s (trained with the same settings)", output_dir)
@@ -221,21 +202,10 @@ def train_teacher(model_args: ModelArguments, data_args: DataArguments, training
         raise UsageError(
             f"{output_dir} holds a teacher trained with other settings ({differs}). Retrain it with --retrain_teacher "
             f"true, use it as it is with --teacher {output_dir}, or give another --output_dir.")
-    teacher_args = dataclasses.replace(
-        training_args,
-        output_dir=output_dir,
-        loss_name="none",
-        prune_teacher=False,
-        second_view="none",
-        num_train_epochs=model_args.train_teacher_epochs or training_args.num_train_epochs,
-        max_steps=-1,
-        learning_rate=model_args.teacher_learning_rate or training_args.learning_rate,
-        push_to_hub=False,
-        save_strategy="no",
-        load_best_model_at_end=False,
-        resume_from_checkpoint=None,
-    )
-    teacher_model_args = dataclasses.replace(model_args, student=model_args.teacher_arch, prune_student=None, student_from_teacher=False)
+    teacher_model_args, teacher_args = teacher_run_arguments(
+        model_args, training_args, output_dir=output_dir, num_train_epochs=model_args.train_teacher_epochs or training_args.num_train_epochs,
+        max_steps=-1, learning_rate=model_args.teacher_learning_rate or training_args.learning_rate, push_to_hub=False,
+        save_strategy="no", load_best_model_at_end=False, resume_from_checkpoint=None)
     run(teacher_model_args, data_args, teacher_args, info, role="teacher")
     if teacher_args.should_save:
         with open(record, "w", encoding="utf-8") as handle:

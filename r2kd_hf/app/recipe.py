@@ -12,12 +12,12 @@ import argparse
 import dataclasses
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..messages import FieldError, UsageError, check_range, unknown_key_message  # noqa: F401  (re-exported)
+from ..messages import FieldError, UsageError, check_range, option, unknown_key_message
 
 if TYPE_CHECKING:
     from ..config import R2KDConfig
@@ -27,46 +27,25 @@ if TYPE_CHECKING:
 class ModelArguments:
     """Which teacher and student to use, and how to build them."""
 
-    teacher: str | None = field(
-        default=None,
-        metadata={"help": "Teacher: a local folder, a Hub repo id, 'hf-hub:<repo>' or a timm name (with pretrained weights)."},
-    )
-    teacher_revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit) of the teacher."})
-    student: str = field(
-        default="cifar_resnet8",
-        metadata={"help": "Student: a timm name (e.g. resnet18, cifar_resnet8x4), a local folder or a Hub repo id."},
-    )
-    student_pretrained: bool = field(
-        default=False, metadata={"help": "Initialise a timm-name student from its pretrained weights (needs the Hub)."}
-    )
-    student_from_teacher: bool = field(
-        default=False, metadata={"help": "Start the student as a copy of the teacher (use with prune_student)."}
-    )
-    prune_student: float | None = field(
-        default=None, metadata={"help": "Fraction of the student's channels to remove before training, in (0, 1)."}
-    )
-    student_prune_importance: str = field(default="l1", metadata={"help": "Channel importance: l1 or l2 magnitude."})
-    student_prune_round_to: int | None = field(
-        default=None, metadata={"help": "Round pruned channel counts to a multiple of this (e.g. 8 for tensor cores)."}
-    )
-    train_teacher_epochs: float = field(
-        default=0.0,
-        metadata={"help": "When no teacher is given, first train one with cross-entropy for this many epochs (quickstart)."},
-    )
-    teacher_arch: str = field(default="cifar_resnet20", metadata={"help": "Architecture of a teacher trained by this run."})
-    teacher_learning_rate: float | None = field(
-        default=None, metadata={"help": "Learning rate of that teacher training (default: the student's)."}
-    )
-    export_onnx: bool = field(
-        default=False,
-        metadata={"help": "At the end, also write model.onnx next to the model (dynamic batch, opset 17), checked with ONNX "
-                          "Runtime against torch; the card says so. Needs the onnx extra (pip install 'r2kd_hf[onnx]')."},
-    )
-    retrain_teacher: bool = field(
-        default=False,
-        metadata={"help": "Retrain the run's own teacher (<output_dir>/teacher) even when one trained with other settings "
-                          "is there. Without it, a teacher is reused only when its recorded settings match."},
-    )
+    teacher: str | None = option(None, "Teacher: a local folder, a Hub repo id, 'hf-hub:<repo>' or a timm name (with "
+        "pretrained weights).")
+    teacher_revision: str | None = option(None, "Hub revision (branch, tag or commit) of the teacher.")
+    student: str = option("cifar_resnet8", "Student: a timm name (e.g. resnet18, cifar_resnet8x4), a local folder or a Hub "
+        "repo id.")
+    student_pretrained: bool = option(False, "Initialise a timm-name student from its pretrained weights (needs the Hub).")
+    student_from_teacher: bool = option(False, "Start the student as a copy of the teacher (use with prune_student).")
+    prune_student: float | None = option(None, "Fraction of the student's channels to remove before training, in (0, 1).")
+    student_prune_importance: str = option("l1", "Channel importance: l1 or l2 magnitude.")
+    student_prune_round_to: int | None = option(None, "Round pruned channel counts to a multiple of this (e.g. 8 for tensor "
+        "cores).")
+    train_teacher_epochs: float = option(0.0, "When no teacher is given, first train one with cross-entropy for this many "
+        "epochs (quickstart).")
+    teacher_arch: str = option("cifar_resnet20", "Architecture of a teacher trained by this run.")
+    teacher_learning_rate: float | None = option(None, "Learning rate of that teacher training (default: the student's).")
+    export_onnx: bool = option(False, "At the end, also write model.onnx next to the model (dynamic batch, opset 17), "
+        "checked with ONNX Runtime against torch; the card says so. Needs the onnx extra (pip install 'r2kd_hf[onnx]').")
+    retrain_teacher: bool = option(False, "Retrain the run's own teacher (<output_dir>/teacher) even when one trained with "
+        "other settings is there. Without it, a teacher is reused only when its recorded settings match.")
 
     def __post_init__(self) -> None:
         check_range(self, "prune_student", 0, 1, low_open=True, high_open=True, optional=True,
@@ -82,65 +61,42 @@ class ModelArguments:
 class DataArguments:
     """Where the images come from and how they are transformed."""
 
-    dataset: str = field(
-        default="digits",
-        metadata={"help": "Hub dataset id, local folder (imagefolder, parquet, save_to_disk) or 'digits' (scikit-learn, offline)."},
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name, if any."})
-    train_split: str = field(default="train", metadata={"help": "Training split name."})
-    eval_split: str = field(
-        default="auto", metadata={"help": "Eval split: a name, or 'auto' (validation/val/test, else a held-out part of train)."}
-    )
-    image_column: str | None = field(default=None, metadata={"help": "Image column (default: image, img, ...)."})
-    label_column: str | None = field(default=None, metadata={"help": "Label column (default: labels, label, fine_label, ...)."})
-    validation_fraction: float = field(default=0.1, metadata={"help": "Held-out fraction when the dataset has no eval split."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use a seeded random subset of this many training images."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on the first this many eval images."})
-    image_size: int | None = field(default=None, metadata={"help": "Input size; default: the student's timm data config."})
-    transform_style: str = field(
-        default="timm", metadata={"help": "'timm' (random resized crop, create_transform) or 'cifar' (pad-and-crop, flip)."}
-    )
-    auto_augment: str | None = field(
-        default=None, metadata={"help": "Per-image augmentation policy, e.g. 'rand-m9-mstd0.5-inc1' (timm) or 'autoaugment'."}
-    )
-    random_erasing: float = field(default=0.0, metadata={"help": "Random-erasing probability."})
-    crop_padding: int | None = field(default=None, metadata={"help": "Padding of the cifar-style random crop (default size/8)."})
-    mean: list[float] | None = field(default=None, metadata={"help": "Normalisation mean (default: the student's data config)."})
-    std: list[float] | None = field(default=None, metadata={"help": "Normalisation std (default: the student's data config)."})
-    skip_corrupt_images: bool = field(
-        default=False, metadata={"help": "Skip (and list) unreadable images instead of stopping with an error."}
-    )
-    verify_images: bool = field(
-        default=False,
-        metadata={"help": "Decode every image once before training (parallel, progress bar): stop at the first corrupt one, "
-                          "or drop and list them with skip_corrupt_images."},
-    )
-    verify_workers: int | None = field(default=None, metadata={"help": "Processes for verify_images (default: CPU count, at most 8)."})
-    corruptions: list[str] | None = field(
-        default=None,
-        metadata={"help": "After training, evaluate on common corruptions of the eval split: 'all' (the 15 of "
-                          "Hendrycks & Dietterich) or names (gaussian_noise shot_noise impulse_noise defocus_blur glass_blur "
-                          "motion_blur zoom_blur snow frost fog brightness contrast elastic_transform pixelate "
-                          "jpeg_compression). Results go to summary.json, robustness.json, a PNG and the model card."},
-    )
-    corruption_severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5], metadata={"help": "Severities (1-5)."})
-    corruption_max_images: int | None = field(default=None, metadata={"help": "Corrupt at most this many eval images."})
-    corruption_cache_dir: str | None = field(
-        default=None, metadata={"help": "Where corrupted sets are cached (default: $HF_HOME/r2kd_hf/corruptions)."}
-    )
-    streaming: bool = field(
-        default=False,
-        metadata={"help": "Stream the training split (Hub datasets, parquet or image folders) instead of downloading it "
-                          "whole: shuffled through a buffer, each process reading its own shards where there are enough, "
-                          "the eval split read once (max_eval_samples, default 10,000). Needs max_steps."},
-    )
-    shuffle_buffer_size: int = field(default=10_000, metadata={"help": "Images in the shuffle buffer of a streamed split."})
-    small_image_path: bool = field(
-        default=True,
-        metadata={"help": "cifar transform style, images up to 64 px, no auto_augment/random_erasing: decode the training "
-                          "images once into memory (cached under $HF_HOME/r2kd_hf/small_images) and pad-crop-flip-normalise "
-                          "whole batches on the training device. False: the per-image PIL pipeline (same pixels)."},
-    )
+    dataset: str = option("digits", "Hub dataset id, local folder (imagefolder, parquet, save_to_disk) or 'digits' "
+        "(scikit-learn, offline).")
+    dataset_config: str | None = option(None, "Dataset configuration name, if any.")
+    train_split: str = option("train", "Training split name.")
+    eval_split: str = option("auto", "Eval split: a name, or 'auto' (validation/val/test, else a held-out part of train).")
+    image_column: str | None = option(None, "Image column (default: image, img, ...).")
+    label_column: str | None = option(None, "Label column (default: labels, label, fine_label, ...).")
+    validation_fraction: float = option(0.1, "Held-out fraction when the dataset has no eval split.")
+    max_train_samples: int | None = option(None, "Use a seeded random subset of this many training images.")
+    max_eval_samples: int | None = option(None, "Evaluate on the first this many eval images.")
+    image_size: int | None = option(None, "Input size; default: the student's timm data config.")
+    transform_style: str = option("timm", "'timm' (random resized crop, create_transform) or 'cifar' (pad-and-crop, flip).")
+    auto_augment: str | None = option(None, "Per-image augmentation policy, e.g. 'rand-m9-mstd0.5-inc1' (timm) or "
+        "'autoaugment'.")
+    random_erasing: float = option(0.0, "Random-erasing probability.")
+    crop_padding: int | None = option(None, "Padding of the cifar-style random crop (default size/8).")
+    mean: list[float] | None = option(None, "Normalisation mean (default: the student's data config).")
+    std: list[float] | None = option(None, "Normalisation std (default: the student's data config).")
+    skip_corrupt_images: bool = option(False, "Skip (and list) unreadable images instead of stopping with an error.")
+    verify_images: bool = option(False, "Decode every image once before training (parallel, progress bar): stop at the first "
+        "corrupt one, or drop and list them with skip_corrupt_images.")
+    verify_workers: int | None = option(None, "Processes for verify_images (default: CPU count, at most 8).")
+    corruptions: list[str] | None = option(None, "After training, evaluate on common corruptions of the eval split: 'all' "
+        "(the 15 of Hendrycks & Dietterich) or names (gaussian_noise shot_noise impulse_noise defocus_blur glass_blur "
+        "motion_blur zoom_blur snow frost fog brightness contrast elastic_transform pixelate jpeg_compression). Results go "
+        "to summary.json, robustness.json, a PNG and the model card.")
+    corruption_severities: list[int] = option(help="Severities (1-5).", factory=lambda: [1, 2, 3, 4, 5])
+    corruption_max_images: int | None = option(None, "Corrupt at most this many eval images.")
+    corruption_cache_dir: str | None = option(None, "Where corrupted sets are cached (default: $HF_HOME/r2kd_hf/corruptions).")
+    streaming: bool = option(False, "Stream the training split (Hub datasets, parquet or image folders) instead of "
+        "downloading it whole: shuffled through a buffer, each process reading its own shards where there are enough, the "
+        "eval split read once (max_eval_samples, default 10,000). Needs max_steps.")
+    shuffle_buffer_size: int = option(10_000, "Images in the shuffle buffer of a streamed split.")
+    small_image_path: bool = option(True, "cifar transform style, images up to 64 px, no auto_augment/random_erasing: decode "
+        "the training images once into memory (cached under $HF_HOME/r2kd_hf/small_images) and pad-crop-flip-normalise whole "
+        "batches on the training device. False: the per-image PIL pipeline (same pixels).")
 
     def __post_init__(self) -> None:
         if self.corruptions:
@@ -176,11 +132,8 @@ def _field_names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
-def load_recipe_file(path: str, valid_keys: dict[str, list[str]] | None = None) -> dict[str, dict[str, Any]]:
-    """Read a recipe and check its sections and keys; returns ``{section: {field: value}}``.
-
-    ``valid_keys`` (section -> field names) defaults to the dataclasses' fields.
-    """
+def load_recipe_file(path: str) -> dict[str, dict[str, Any]]:
+    """Read a recipe and check its sections and keys against the dataclasses; returns ``{section: {field: value}}``."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"Recipe {path!r} does not exist. Recipes live in recipes/ (e.g. recipes/quickstart.yaml).")
     with open(path, encoding="utf-8") as handle:
@@ -205,7 +158,7 @@ def load_recipe_file(path: str, valid_keys: dict[str, list[str]] | None = None) 
         values = values or {}
         if not isinstance(values, dict):
             raise ValueError(f"Section {section!r} of {path!r} must be a mapping of field: value.")
-        valid = valid_keys[section] if valid_keys is not None else _field_names(sections()[section])
+        valid = _field_names(sections()[section])
         for key in values:
             if key not in valid:
                 raise UsageError(unknown_key_message(key, valid, f"in section {section!r} of {path!r}", section))
