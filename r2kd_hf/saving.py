@@ -45,7 +45,7 @@ def save_timm(inner: nn.Module, output_dir: str, label_names: list[str] | None, 
         model_config["architecture"] = PRUNED_ARCHITECTURE
         model_args = {"base_architecture": record["base"]["architecture"], "pruned_layers": record["layers"]}
     save_for_hf(inner, output_dir, model_config=model_config, model_args=model_args, safe_serialization=True)
-    # timm >= 1.0.2x records num_classes in model_args too; transformers' TimmWrapper passes num_classes itself and
+    # timm 1.0.31 (installed here) records num_classes in model_args too; transformers' TimmWrapper passes num_classes itself and
     # then fails with "got multiple values for keyword argument 'num_classes'". The root num_classes says it once.
     path = os.path.join(output_dir, CONFIG_NAME)
     with open(path, encoding="utf-8") as handle:

@@ -90,12 +90,7 @@ class R2KDTrainer(Trainer):
         if model is None:
             raise ValueError("Pass the student as `model=` (an nn.Module; strings go through r2kd_hf.load_model).")
         label_names = dataset_label_names(train_dataset)
-        model = load_model(model, role="student", num_labels=len(label_names) if label_names else None)
-        self.channels_last = args.channels_last and _is_convolutional(model)
-        if args.channels_last and not self.channels_last:
-            logger.warning("channels_last=True has no effect on %s: it has no 2-d convolution.", type(model).__name__)
-        if self.channels_last:  # before the optimizer and any wrapper see the parameters
-            model = model.to(memory_format=torch.channels_last)
+        model = self._in_memory_format(args, load_model(model, role="student", num_labels=len(label_names) if label_names else None))
         self.lineage = dict(lineage or {})
         if dataset_name_of(train_dataset):
             self.lineage.setdefault("dataset", dataset_name_of(train_dataset))
@@ -129,6 +124,13 @@ class R2KDTrainer(Trainer):
         # the small-image path: uint8 batches, augmented here on the device (r2kd_hf.small_images)
         self.device_transform = getattr(train_dataset, "device_transform", None)
         self._augment_counter = (-1, 0)
+
+    def _in_memory_format(self, args: R2KDConfig, model: nn.Module) -> nn.Module:
+        """``channels_last`` for convolutional students, before the optimizer and any wrapper see the parameters."""
+        self.channels_last = args.channels_last and _is_convolutional(model)
+        if args.channels_last and not self.channels_last:
+            logger.warning("channels_last=True has no effect on %s: it has no 2-d convolution.", type(model).__name__)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def _teacher_module(self, args, teacher_model, student, label_names, revision, arch) -> nn.Module | None:
         """The teacher, built once (:func:`r2kd_hf.loading.build_teacher`), in the student's memory format."""

@@ -69,7 +69,7 @@ def training_args(output_dir: str, epochs: float, decay: list, seed: int, use_cp
         output_dir=output_dir, num_train_epochs=epochs, lr_scheduler_type="constant", lr_decay_epochs=decay, learning_rate=0.05,
         optim="sgd", optim_args="momentum=0.9", weight_decay=5e-4, per_device_train_batch_size=64, per_device_eval_batch_size=500,
         eval_strategy="epoch", save_strategy="no", logging_steps=50, disable_tqdm=True, report_to="none", seed=seed, data_seed=seed,
-        dataloader_num_workers=1, use_cpu=use_cpu, validate_teacher=False, **overrides,
+        use_cpu=use_cpu, validate_teacher=False, **{"dataloader_num_workers": 1, **overrides},
     )
 
 
@@ -86,8 +86,10 @@ def config_key(name: str, seed: int, scale_name: str) -> str:
     return f"{name}|{seed}|{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
 
 
-def one_run(name, seed, scale, scale_name, splits, teacher_dir, args, corrupted_inputs, row=None, out=None) -> dict:
-    """One row and seed: distil (or train with CE), then validation, test and mCA. ``row``/``out``: benchmark v3's."""
+def one_run(name, seed, scale, scale_name, splits, teacher_dir, args, corrupted_inputs, row=None, out=None,
+            small_images: bool = False) -> dict:
+    """One row and seed: distil (or train with CE), then validation, test and mCA. ``row``/``out``/``small_images``:
+    benchmark v3's (the small-image path: the same pad-crop-flip pixels, drawn batch-wise on the device, no workers)."""
     from r2kd_hf import R2KDTrainer, load_model
     from r2kd_hf.data import build_transforms, prepare_dataset
     from r2kd_hf.evaluation import evaluate_accuracy
@@ -103,7 +105,14 @@ def one_run(name, seed, scale, scale_name, splits, teacher_dir, args, corrupted_
     row = dict(ROWS[name] if row is None else row)
     teacher = None if row.get("loss_name") == "none" else load_model(teacher_dir)
     out = out or os.path.join(args.work_dir, "runs", config_key(name, seed, scale_name).replace("|", "_").replace(" ", "").replace(",", "").replace("(", "").replace(")", ""))
-    trainer = R2KDTrainer(model=student, teacher_model=teacher, train_dataset=prepare_dataset(train, train_tf),
+    if small_images:
+        from r2kd_hf.small_images import in_memory_split
+
+        train_set, _ = in_memory_split(train, 32, data_config["mean"], data_config["std"], 4, os.path.join(args.work_dir, "small_images"))
+        row.setdefault("dataloader_num_workers", 0)
+    else:
+        train_set = prepare_dataset(train, train_tf)
+    trainer = R2KDTrainer(model=student, teacher_model=teacher, train_dataset=train_set,
                           eval_dataset=prepare_dataset(validation, eval_tf), data_config=data_config,
                           args=training_args(out, scale["epochs"], scale["decay"], seed, args.use_cpu, **row))
     began = time.time()
@@ -226,16 +235,17 @@ V2_QUESTIONS = [
 
 
 def report(results: dict, selected: list[str], args, teacher_info: dict, stem: str = "benchmark_v2",
-           questions: list | None = None, views: tuple[str, ...] = ("CutMix",)) -> dict:
+           questions: list | None = None, views: tuple[str, ...] = ("CutMix",), protocol: dict | None = None) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    protocol = SCALES[args.scale] if protocol is None else protocol
     by_row = {name: {r["seed"]: r for r in results.values() if r["row"] == name and r["seed"] in args.seeds} for name in selected}
     complete_seeds = [s for s in args.seeds if all(s in by_row[n] for n in selected)]
     lines = [
-        f"Scale `{args.scale}` ({SCALES[args.scale]}). Teacher {teacher_info.get('architecture')}: test top-1 "
+        f"Scale `{args.scale}` ({protocol}). Teacher {teacher_info.get('architecture')}: test top-1 "
         f"{teacher_info.get('test', float('nan')):.4f}. Seeds with every row finished: {complete_seeds or 'none yet'}"
         + (" (**partial**: not every planned seed has run)" if len(complete_seeds) < len(args.seeds) else "") + ".",
         "",
@@ -282,7 +292,7 @@ def report(results: dict, selected: list[str], args, teacher_info: dict, stem: s
     os.makedirs(args.report_dir, exist_ok=True)
     with open(os.path.join(args.report_dir, f"{stem}.md"), "w") as handle:
         handle.write(table + "\n")
-    summary = {"scale": args.scale, "protocol": SCALES[args.scale], "teacher": teacher_info, "rows": rows,
+    summary = {"scale": args.scale, "protocol": protocol, "teacher": teacher_info, "rows": rows,
                "paired_differences": differences, "raw": results}
     with open(os.path.join(args.report_dir, f"{stem}.json"), "w") as handle:
         json.dump(summary, handle, indent=2)

@@ -77,16 +77,19 @@ def r2kd_loss(
         intra_class = p_student.new_zeros(())
     kd_value = value_weight * temperature**2 * (inter_class + intra_class)
 
-    if rank_mode == "off":
-        kd_rank = p_student.new_zeros(())
-    else:
-        teacher_ranks = hard_rank(p_teacher)
-        if rank_mode == "monitor":
-            student_ranks = hard_rank(p_student)
-        else:
-            student_ranks = soft_rank(torch.log_softmax(student_logits.float() / temperature, dim=1), soft_rank_strength)
-        spearman = pearson_correlation(student_ranks, teacher_ranks, dim=1)
-        kd_rank = rank_weight * (1.0 - spearman.mean())
-        if rank_mode == "monitor":
-            kd_rank = kd_rank.detach()
+    kd_rank = rank_weight * rank_distance(p_student, p_teacher, student_logits, temperature, rank_mode, soft_rank_strength)
     return {"kd_value": kd_value, "kd_rank": kd_rank, "loss": kd_value + kd_rank}
+
+
+def rank_distance(p_student: torch.Tensor, p_teacher: torch.Tensor, student_logits: torch.Tensor, temperature: float,
+                  rank_mode: str, soft_rank_strength: float) -> torch.Tensor:
+    r"""``1 - mean_i ρ_Spearman(P_i, Q_i)``: detached hard ranks (``monitor``), soft student ranks (``soft``), or 0."""
+    if rank_mode == "off":
+        return p_student.new_zeros(())
+    teacher_ranks = hard_rank(p_teacher)
+    if rank_mode == "monitor":
+        student_ranks = hard_rank(p_student)
+    else:
+        student_ranks = soft_rank(torch.log_softmax(student_logits.float() / temperature, dim=1), soft_rank_strength)
+    distance = 1.0 - pearson_correlation(student_ranks, teacher_ranks, dim=1).mean()
+    return distance.detach() if rank_mode == "monitor" else distance

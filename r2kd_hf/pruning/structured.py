@@ -70,30 +70,7 @@ def prune_channels(
         raise ValueError(f"Unknown importance {importance!r}; valid: {', '.join(importances)}.")
     head = target.get_classifier() if hasattr(target, "get_classifier") else None
     ignored = [head] if isinstance(head, nn.Module) else [_last_linear(target)]
-    frozen = [p for p in target.parameters() if not p.requires_grad]
-    for param in frozen:  # the dependency graph is traced through autograd, also for a frozen teacher copy
-        param.requires_grad_(True)
-    try:
-        with torch.enable_grad():
-            pruner_class = getattr(tp.pruner, "BasePruner", None) or tp.pruner.MetaPruner  # renamed in 1.6
-            pruner = pruner_class(
-                target,
-                example_inputs,
-                importance=importances[importance],
-                pruning_ratio=amount,
-                ignored_layers=[m for m in ignored if m is not None],
-                round_to=round_to,
-                output_transform=logits_of,
-            )
-            pruner.step()
-    except Exception as error:
-        raise ValueError(
-            f"Torch-Pruning could not prune {type(target).__name__} structurally ({type(error).__name__}: {error}). "
-            f"Supported: {SUPPORTED_FAMILIES}. Use an unstructured method for this architecture."
-        ) from error
-    finally:
-        for param in frozen:
-            param.requires_grad_(False)
+    _run_torch_pruning(target, example_inputs, importances[importance], amount, [m for m in ignored if m is not None], round_to)
     if hasattr(target, "num_features") and isinstance(ignored[0], nn.Linear):
         target.num_features = ignored[0].in_features
     target.train(was_training)
@@ -113,6 +90,29 @@ def prune_channels(
         "macs_before": before["macs"],
         "macs_after": after["macs"],
     }
+
+
+def _run_torch_pruning(target: nn.Module, example_inputs: torch.Tensor, importance, amount: float, ignored: list,
+                       round_to: int | None) -> None:
+    """One Torch-Pruning step over ``target``'s dependency graph (traced through autograd, also for a frozen copy)."""
+    import torch_pruning as tp
+
+    frozen = [p for p in target.parameters() if not p.requires_grad]
+    for param in frozen:
+        param.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            pruner_class = getattr(tp.pruner, "BasePruner", None) or tp.pruner.MetaPruner  # renamed in 1.6
+            pruner_class(target, example_inputs, importance=importance, pruning_ratio=amount, ignored_layers=ignored,
+                         round_to=round_to, output_transform=logits_of).step()
+    except Exception as error:
+        raise ValueError(
+            f"Torch-Pruning could not prune {type(target).__name__} structurally ({type(error).__name__}: {error}). "
+            f"Supported: {SUPPORTED_FAMILIES}. Use an unstructured method for this architecture."
+        ) from error
+    finally:
+        for param in frozen:
+            param.requires_grad_(False)
 
 
 def _last_linear(model: nn.Module) -> nn.Module | None:
