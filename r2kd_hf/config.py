@@ -172,16 +172,16 @@ class R2KDConfig(TrainingArguments):
             # a recipe's worker settings (224 px) overridden with --dataloader_num_workers 0: they have nothing to apply to
             logger.info("dataloader_num_workers=0: dataloader_prefetch_factor and dataloader_persistent_workers are ignored.")
             self.dataloader_prefetch_factor, self.dataloader_persistent_workers = None, False
+        self.loss_name = str(self.loss_name).lower()
+        for name in ("loss_kwargs", "second_view_kwargs"):
+            setattr(self, name, _as_dict(name, getattr(self, name)))
+        check_distillation_fields(self)  # first, once: one message per bad value, before TrainingArguments' own checks
         super().__post_init__()
         if self.push_to_hub and str(getattr(self.hub_strategy, "value", self.hub_strategy)) != "end":
             logger.warning(
                 "hub_strategy=%s pushes during training, and Trainer then uploads training_args.bin (a pickle) with the "
                 "model. Keep hub_strategy='end' to publish only pickle-free files.", self.hub_strategy,
             )
-        self.loss_name = str(self.loss_name).lower()
-        for name in ("loss_kwargs", "second_view_kwargs"):
-            setattr(self, name, _as_dict(name, getattr(self, name)))
-        check_distillation_fields(self)
 
     @property
     def uses_teacher(self) -> bool:
@@ -208,15 +208,10 @@ def _as_dict(name: str, value: Any) -> dict:
     return value
 
 
-def check_distillation_fields(values: Any) -> None:
-    """Validate the distillation fields of ``values`` (an :class:`R2KDConfig` or the command line's namespace).
-
-    The command line calls this before TrainingArguments exists, so a wrong value is reported in seconds.
-    """
+def check_distillation_fields(values: R2KDConfig) -> None:
+    """Validate the fields a run cannot train with (called once, by ``R2KDConfig.__post_init__``)."""
     check_training_ranges(values)
-    loss_name = str(values.loss_name).lower()
-    loss_kwargs = _as_dict("loss_kwargs", values.loss_kwargs)
-    _as_dict("second_view_kwargs", values.second_view_kwargs)
+    loss_name, loss_kwargs = values.loss_name, values.loss_kwargs
     if values.lr_decay_epochs:
         if values.max_steps and values.max_steps > 0:
             raise ValueError("lr_decay_epochs are in epochs: set num_train_epochs and leave max_steps unset (-1).")

@@ -186,7 +186,7 @@ def parse_recipe(
 
     from transformers import HfArgumentParser
 
-    from ..config import R2KDConfig, check_distillation_fields
+    from ..config import R2KDConfig
 
     classes = sections()
     parser = HfArgumentParser(tuple(classes.values()), allow_abbrev=False)  # no silent prefixes
@@ -196,7 +196,6 @@ def parse_recipe(
     if "output_dir" not in defaults and known.recipe:
         defaults["output_dir"] = os.path.join("outputs", os.path.splitext(os.path.basename(known.recipe))[0])
     parser.set_defaults(**defaults)
-    # Fast checks on the raw values first: TrainingArguments' own construction imports half of transformers.
     namespace, extra = parser.parse_known_args(args=rest)
     if extra:
         flags = [a for a in extra if a.startswith("--")]
@@ -204,22 +203,20 @@ def parse_recipe(
         if flags:
             raise UsageError(unknown_key_message(flags[0][2:].split("=")[0], valid, "on the command line", None, flag=True))
         raise UsageError(f"Unexpected argument(s) {' '.join(extra)}: every option is --<field> <value>; see --help.")
-    try:
-        check_distillation_fields(namespace)
+    try:  # every field validated once, by its dataclass; the message says where the value came from
         values = {cls: {name: getattr(namespace, name) for name in _field_names(cls)} for cls in classes.values()}
         model_args, data_args = ModelArguments(**values[ModelArguments]), DataArguments(**values[DataArguments])
+        training_args = R2KDConfig(**values[R2KDConfig])
     except FieldError as error:
         raise UsageError(f"{error} {_source(error.field, rest, recipe, known.recipe)}") from None
+    training = {k: v for k, v in training_args.to_dict().items() if k in values[R2KDConfig] and "token" not in k}
+    text = yaml.safe_dump({"model": dataclasses.asdict(model_args), "data": dataclasses.asdict(data_args), "training": training},
+                          sort_keys=False, default_flow_style=False)
     if known.print_recipe:
         from ..reference import annotate_recipe_text
 
-        training = {k: _plain(v) for k, v in values[R2KDConfig].items() if "token" not in k}
-        training["loss_name"] = str(training["loss_name"]).lower()  # as R2KDConfig stores it
-        text = _dump(dataclasses.asdict(model_args), dataclasses.asdict(data_args), training)
         print(annotate_recipe_text(text, {**dataclasses.asdict(data_args), **training}))
         raise SystemExit(0)
-    training_args = R2KDConfig(**values[R2KDConfig])
-    text = resolved_recipe_text(model_args, data_args, training_args)
     return model_args, data_args, training_args, {"recipe_path": known.recipe, "recipe_text": text}
 
 
@@ -231,16 +228,3 @@ def _source(name: str, argv: list[str], recipe: dict[str, dict[str, Any]], path:
         if name in values:
             return f"(set in {path!r}, section {section!r})"
     return "(the default value)"
-
-
-def _plain(value: Any) -> Any:
-    return getattr(value, "value", value)  # enums (strategies) print as their value
-
-
-def _dump(model: dict, data: dict, training: dict) -> str:
-    return yaml.safe_dump({"model": model, "data": data, "training": training}, sort_keys=False, default_flow_style=False)
-
-
-def resolved_recipe_text(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig) -> str:
-    training = {k: v for k, v in training_args.to_dict().items() if k in _field_names(type(training_args)) and "token" not in k}
-    return _dump(dataclasses.asdict(model_args), dataclasses.asdict(data_args), training)
