@@ -120,6 +120,18 @@ def test_import_adds_no_hook_and_registers_the_architectures(tmp_path):
     assert not [s for s in sources if "meta_path" in s or "torchvision::nms" in s]  # no hook, no torchvision patch
 
 
+def test_the_library_never_imports_the_application_layer(tmp_path):
+    """Every library module imports without r2kd_hf.app (recipes, the end-to-end run, the command line)."""
+    package = os.path.join(ROOT, "r2kd_hf")
+    modules = sorted(("r2kd_hf." + os.path.relpath(os.path.join(d, f), package)[:-3].replace(os.sep, ".")).removesuffix(".__init__")
+                     for d, _, files in os.walk(package) for f in files if f.endswith(".py") and os.sep + "app" not in d)
+    probe = (f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; "
+             "print([m for m in sys.modules if m.startswith('r2kd_hf.app')])")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(modules) > 20 and result.stdout.strip() == "[]", result.stdout
+
+
 def test_help_and_print_recipe_answer_without_training(tmp_path):
     result = cli(["--help"], tmp_path)
     assert result.returncode == 0 and "--teacher_prune_amount" in result.stdout
