@@ -329,7 +329,7 @@ def report(results: dict, selected: list[str], args, teacher_info: dict, stem: s
                         fontsize=7)
         axis.axhline(0, color="black", linewidth=0.8)
         axis.set_ylabel("with the view − without")
-        axis.set_title("Augmentation gain per loss and view (paired by seed, mean ± std, dots: seeds)", fontsize=9)
+        axis.set_title("Augmentation gain per loss and view\n(paired by seed, mean ± std, dots: seeds)", fontsize=9)
         axis.legend(fontsize=8)
         figure.tight_layout()
         figure.savefig(os.path.join(args.report_dir, f"{stem}_augmentation_gain.png"), dpi=110)
