@@ -129,7 +129,7 @@ def _label_kwargs(role: str, num_labels, id2label) -> dict:
 def _resolve(path_or_repo_id: str, filename: str, revision: str | None) -> str | None:
     """Local path of ``filename`` in a folder or Hub repo; None when the repo or folder does not have it."""
     folder = os.path.expanduser(path_or_repo_id)
-    if os.path.isdir(folder) or path_or_repo_id.startswith(("/", ".", "~")) or path_or_repo_id.count("/") != 1:
+    if os.path.isdir(folder) or not REPO_ID_PATTERN.match(path_or_repo_id) or path_or_repo_id.startswith((".", "~")):  # one rule with load_model
         path = os.path.join(folder, filename)
         return path if os.path.exists(path) else None
     from huggingface_hub import hf_hub_download
