@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from transformers import TrainingArguments
 
 from .augment import available_views
-from .messages import FieldError, check_range, invalid_choice
+from .messages import FieldError, check_range, invalid_choice, option
 from .losses import available_losses, hyper_parameter_names, validate_loss_kwargs
 from .pruning.teacher import available_teacher_pruners
 from .teachers import TEACHER_PRECISION_CHOICES
@@ -49,123 +49,63 @@ class R2KDConfig(TrainingArguments):
     _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["loss_kwargs", "second_view_kwargs"]
 
     # Image-pipeline-friendly defaults (see the class docstring).
-    remove_unused_columns: bool = field(
-        default=False,
-        metadata={"help": "Keep raw dataset columns; image transforms applied with set_transform need them."},
-    )
-    label_names: list[str] | None = field(
-        default_factory=lambda: ["labels"],
-        metadata={"help": "Batch keys that hold the labels. Plain timm modules need this set explicitly."},
-    )
-    hub_strategy: str = field(
-        default="end",
-        metadata={"help": "When to push: 'end' (one push of the finished student). Trainer's other strategies also push "
-                          "its pickled training_args.bin, which r2kd_hf never publishes on its own."},
-    )
+    remove_unused_columns: bool = option(False, "Keep raw dataset columns; image transforms applied with set_transform need them.")
+    label_names: list[str] | None = option(help="Batch keys that hold the labels. Plain timm modules need this set explicitly.",
+                                           factory=lambda: ["labels"])
+    hub_strategy: str = option("end", "When to push: 'end' (one push of the finished student). Trainer's other strategies also "
+                               "push its pickled training_args.bin, which r2kd_hf never publishes on its own.")
     # Optimisation defaults of the reference trainer (mdistiller), not of transformers (see README, "Reference").
-    max_grad_norm: float = field(
-        default=0.0,
-        metadata={"help": "Gradient clipping norm; 0 disables it. The reference never clips (transformers' default is 1.0)."},
-    )
-    weight_decay_all_parameters: bool = field(
-        default=True,
-        metadata={
-            "help": "Apply weight_decay to every parameter, biases and norm weights included, as the reference's plain "
-            "SGD does. False: transformers' grouping (no decay on biases and norm weights)."
-        },
-    )
+    max_grad_norm: float = option(0.0, "Gradient clipping norm; 0 disables it. The reference never clips (transformers' default is 1.0).")
+    weight_decay_all_parameters: bool = option(True, "Apply weight_decay to every parameter, biases and norm weights included, "
+                                               "as the reference's plain SGD does. False: transformers' grouping (no decay on biases "
+                                               "and norm weights).")
 
-    loss_name: str = field(
-        default="r2kd",
-        metadata={"help": f"Distillation loss, by registry name: {', '.join(available_losses())}, or 'none' (CE only)."},
-    )
-    temperature: float = field(default=4.0, metadata={"help": "Softmax temperature T of the distillation loss (> 0)."})
-    loss_kwargs: dict[str, Any] | str | None = field(
-        default_factory=dict,
-        metadata={"help": "Other loss hyper-parameters as a dict (JSON on the command line), e.g. '{\"rank_mode\": \"soft\"}'."},
-    )
-    ce_weight: float = field(default=1.0, metadata={"help": "Weight of cross-entropy on the clean view (reference 1)."})
-    kd_weight: float = field(default=1.0, metadata={"help": "Weight of the distillation terms on the clean view."})
-    aug_kd_weight: float = field(default=1.0, metadata={"help": "Weight of the distillation terms on the second view."})
-    second_view: str = field(
-        default="none",
-        metadata={"help": f"Second, augmented view that gets the KD terms only: {', '.join(available_views())} (or one you register)."},
-    )
-    second_view_kwargs: dict[str, Any] | str | None = field(
-        default_factory=dict, metadata={"help": "Options of the second-view augmentation, e.g. '{\"alpha\": 1.0}'."}
-    )
-    prune_teacher: bool = field(
-        default=False, metadata={"help": "Distil from a mix of the teacher and a pruned copy of it (R2KD)."}
-    )
-    teacher_prune_method: str = field(
-        default="l1_unstructured",
-        metadata={"help": f"How the teacher copy is pruned: {', '.join(available_teacher_pruners())} (reference: l1_unstructured, layer-wise)."},
-    )
-    teacher_prune_amount: float = field(
-        default=0.1, metadata={"help": "Fraction of weights (or channels, for 'structured') removed, in (0, 1). Reference 0.1."}
-    )
-    pruned_teacher_weight: float = field(
-        default=0.3,
-        metadata={"help": "Share w_p of the pruned teacher in the target logits (1-w_p)*z_t + w_p*z_p, in [0, 1). Reference 0.3."},
-    )
-    pruned_teacher_bn: str = field(
-        default="batch_stats",
-        metadata={"help": "BatchNorm of the pruned teacher: 'batch_stats' (reference code: train mode) or 'running_stats' (eval mode)."},
-    )
-    validate_teacher: bool = field(
-        default=True, metadata={"help": "Evaluate the teacher on the eval split before training; warn loudly near chance."}
-    )
-    teacher_validation_max_batches: int | None = field(
-        default=None, metadata={"help": "Evaluate the teacher on at most this many eval batches (None: the whole split)."}
-    )
-    gather_across_processes: bool = field(
-        default=True,
-        metadata={"help": "Under multi-process training, compute the loss over the global batch (gathered logits)."},
-    )
-    fuse_teacher_views: bool = field(
-        default=True, metadata={"help": "One teacher forward over clean + augmented views (exact for an eval-mode teacher)."}
-    )
-    renormalize_teacher_inputs: bool = field(
-        default=True,
-        metadata={"help": "Re-normalise inputs for the teacher when its timm data config differs from the student's."},
-    )
+    loss_name: str = option("r2kd", f"Distillation loss, by registry name: {', '.join(available_losses())}, or 'none' (CE only).")
+    temperature: float = option(4.0, "Softmax temperature T of the distillation loss (> 0).")
+    loss_kwargs: dict[str, Any] | str | None = option(help="Other loss hyper-parameters as a dict (JSON on the command line), e.g. "
+                                                      "'{\"rank_mode\": \"soft\"}'.", factory=dict)
+    ce_weight: float = option(1.0, "Weight of cross-entropy on the clean view (reference 1).")
+    kd_weight: float = option(1.0, "Weight of the distillation terms on the clean view.")
+    aug_kd_weight: float = option(1.0, "Weight of the distillation terms on the second view.")
+    second_view: str = option("none", f"Second, augmented view that gets the KD terms only: {', '.join(available_views())} (or one "
+                              "you register).")
+    second_view_kwargs: dict[str, Any] | str | None = option(help="Options of the second-view augmentation, e.g. '{\"alpha\": 1.0}'.",
+                                                             factory=dict)
+    prune_teacher: bool = option(False, "Distil from a mix of the teacher and a pruned copy of it (R2KD).")
+    teacher_prune_method: str = option("l1_unstructured", f"How the teacher copy is pruned: {', '.join(available_teacher_pruners())} "
+                                       "(reference: l1_unstructured, layer-wise).")
+    teacher_prune_amount: float = option(0.1, "Fraction of weights (or channels, for 'structured') removed, in (0, 1). Reference 0.1.")
+    pruned_teacher_weight: float = option(0.3, "Share w_p of the pruned teacher in the target logits (1-w_p)*z_t + w_p*z_p, in [0, 1). "
+                                          "Reference 0.3.")
+    pruned_teacher_bn: str = option("batch_stats", "BatchNorm of the pruned teacher: 'batch_stats' (reference code: train mode) or "
+                                    "'running_stats' (eval mode).")
+    validate_teacher: bool = option(True, "Evaluate the teacher on the eval split before training; warn loudly near chance.")
+    teacher_validation_max_batches: int | None = option(None, "Evaluate the teacher on at most this many eval batches (None: the "
+                                                        "whole split).")
+    gather_across_processes: bool = option(True, "Under multi-process training, compute the loss over the global batch (gathered "
+                                           "logits).")
+    fuse_teacher_views: bool = option(True, "One teacher forward over clean + augmented views (exact for an eval-mode teacher).")
+    renormalize_teacher_inputs: bool = option(True, "Re-normalise inputs for the teacher when its timm data config differs from the "
+                                              "student's.")
 
     # The fast path (docs/benchmarks.md, "Fast path"). Defaults keep the reference's fp32, eager, NCHW teachers.
-    teacher_precision: str = field(
-        default="fp32",
-        metadata={"help": "Precision of the teacher forwards (autocast): fp32 (reference), bf16, fp16, or auto (bf16 where "
-                          "the accelerator supports it, else fp32). Targets stay fp32. Unavailable here: one warning, fp32."},
-    )
-    channels_last: bool = field(
-        default=False,
-        metadata={"help": "Channels-last memory format for the student, the teachers and the inputs of convolutional "
-                          "networks (faster convolutions on GPUs with tensor cores and on many CPUs)."},
-    )
-    compile_teachers: bool = field(
-        default=False,
-        metadata={"help": "torch.compile the teacher and its pruned copy, once, before any accelerate/DDP wrapping. If "
-                          "compiling fails on this machine (e.g. no C compiler for inductor): one warning, eager teachers."},
-    )
-    teacher_compile_mode: str = field(
-        default="default",
-        metadata={"help": f"torch.compile mode of the teachers: {', '.join(COMPILE_MODES)}."},
-    )
+    teacher_precision: str = option("fp32", "Precision of the teacher forwards (autocast): fp32 (reference), bf16, fp16, or auto "
+                                    "(bf16 where the accelerator supports it, else fp32). Targets stay fp32. Unavailable here: one "
+                                    "warning, fp32.")
+    channels_last: bool = option(False, "Channels-last memory format for the student, the teachers and the inputs of convolutional "
+                                 "networks (faster convolutions on GPUs with tensor cores and on many CPUs).")
+    compile_teachers: bool = option(False, "torch.compile the teacher and its pruned copy, once, before any accelerate/DDP wrapping. "
+                                    "If compiling fails on this machine (e.g. no C compiler for inductor): one warning, eager teachers.")
+    teacher_compile_mode: str = option("default", f"torch.compile mode of the teachers: {', '.join(COMPILE_MODES)}.")
 
-    student_ema_decay: float | None = field(
-        default=None,
-        metadata={"help": "Keep an exponential moving average of the student's weights, updated after every optimiser step "
-                          "(ema = d*ema + (1-d)*w; e.g. 0.999), evaluated beside the live weights (eval_ema_* metrics) and "
-                          "saved in every checkpoint. Off when unset."},
-    )
-    save_ema_student: bool = field(
-        default=False, metadata={"help": "Save (and push) the EMA weights as the student at the end (needs student_ema_decay)."}
-    )
+    student_ema_decay: float | None = option(None, "Keep an exponential moving average of the student's weights, updated after every "
+                                             "optimiser step (ema = d*ema + (1-d)*w; e.g. 0.999), evaluated beside the live weights "
+                                             "(eval_ema_* metrics) and saved in every checkpoint. Off when unset.")
+    save_ema_student: bool = option(False, "Save (and push) the EMA weights as the student at the end (needs student_ema_decay).")
 
-    lr_decay_epochs: list[float] | None = field(
-        default=None,
-        metadata={"help": "Multiply the learning rate by lr_decay_rate at these epochs (step schedule of the KD papers, e.g. 150 180 210)."},
-    )
-    lr_decay_rate: float = field(default=0.1, metadata={"help": "Factor applied at each of lr_decay_epochs."})
+    lr_decay_epochs: list[float] | None = option(None, "Multiply the learning rate by lr_decay_rate at these epochs (step schedule of "
+                                                 "the KD papers, e.g. 150 180 210).")
+    lr_decay_rate: float = option(0.1, "Factor applied at each of lr_decay_epochs.")
 
     def __post_init__(self) -> None:
         if not self.dataloader_num_workers and (self.dataloader_prefetch_factor is not None or self.dataloader_persistent_workers):
