@@ -6,7 +6,6 @@ copy (:meth:`TeacherEnsemble.add_pruned_copy`) before the first step; nothing el
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any, Callable
 
@@ -116,7 +115,10 @@ class TeacherEnsemble(nn.Module):
         self._run_pruned = CompiledForward(self.pruned, self.compile_mode) if self.compile_mode else self.pruned
 
     def _autocast(self, device: torch.device):
-        return torch.autocast(device.type, dtype=self.precision) if self.precision is not None else contextlib.nullcontext()
+        # fp32 teachers stay fp32 inside the student's mixed precision (Trainer's bf16/fp16 autocast wraps compute_loss)
+        if self.precision is None:
+            return torch.autocast(device.type, enabled=False)
+        return torch.autocast(device.type, dtype=self.precision)
 
     def train(self, mode: bool = True) -> TeacherEnsemble:
         # The teacher is always in eval mode; the pruned copy follows the reference's BatchNorm choice.

@@ -143,6 +143,20 @@ def test_every_teacher_option_matches_the_eager_fp32_logits(caplog):
     assert len([r for r in caplog.records if "compile" in r.getMessage()]) <= 1
 
 
+def test_fp32_teachers_stay_fp32_inside_the_students_mixed_precision():
+    """Trainer runs compute_loss under autocast when bf16/fp16 is on: teacher_precision='fp32' must still mean fp32."""
+    teacher, batch = trained_digits_teacher()
+    reference = TeacherEnsemble(teacher).targets(batch)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what Trainer(bf16=True) wraps the step in
+        assert teacher(batch).dtype == torch.bfloat16  # the ambient autocast does reach a bare forward
+        fp32 = TeacherEnsemble(teacher).targets(batch)[0]
+        predictions = TeacherEnsemble(teacher).predictions(batch)["teacher"]
+        bf16 = TeacherEnsemble(teacher, precision=torch.bfloat16).targets(batch)[0]
+    torch.testing.assert_close(fp32, reference, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(predictions, reference, atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(bf16, reference, atol=1e-6, rtol=1e-6)  # bf16 teachers are still bf16 there
+
+
 def test_targets_are_ordinary_tensors_usable_in_backward():
     teacher, batch = trained_digits_teacher()
     target, _, raw = TeacherEnsemble(teacher).targets(batch)
