@@ -104,7 +104,8 @@ class R2KDConfig(TrainingArguments):
     save_ema_student: bool = option(False, "Save (and push) the EMA weights as the student at the end (needs student_ema_decay).")
 
     lr_decay_epochs: list[float] | None = option(None, "Multiply the learning rate by lr_decay_rate at these epochs (step schedule of "
-                                                 "the KD papers, e.g. 150 180 210).")
+                                                 "the KD papers, e.g. 150 180 210). It replaces lr_scheduler_type (constant or "
+                                                 "the default linear; no warm-up).")
     lr_decay_rate: float = option(0.1, "Factor applied at each of lr_decay_epochs.")
 
     def __post_init__(self) -> None:
@@ -157,6 +158,16 @@ def check_distillation_fields(values: R2KDConfig) -> None:
             raise ValueError("lr_decay_epochs are in epochs: set num_train_epochs and leave max_steps unset (-1).")
         if sorted(values.lr_decay_epochs) != list(values.lr_decay_epochs) or min(values.lr_decay_epochs) <= 0:
             raise ValueError(f"lr_decay_epochs must be increasing positive epochs, got {values.lr_decay_epochs}.")
+        # the step schedule replaces Trainer's: another schedule or a warm-up asked beside it would be silently dropped
+        schedule = str(getattr(values.lr_scheduler_type, "value", values.lr_scheduler_type))
+        if schedule not in ("constant", "linear"):  # linear: TrainingArguments' default, replaced as documented
+            raise FieldError("lr_scheduler_type", schedule, "lr_decay_epochs builds the step schedule itself",
+                             "Set lr_scheduler_type constant to keep the step schedule, or drop lr_decay_epochs to use "
+                             f"{schedule}.")
+        if values.warmup_steps:
+            raise FieldError("warmup_steps", values.warmup_steps, "the step schedule of lr_decay_epochs has no warm-up "
+                             "(the reference has none)", "Set warmup_steps 0, or drop lr_decay_epochs and use "
+                             "lr_scheduler_type with warmup_steps.")
     if loss_name != "none" and loss_name not in available_losses():
         raise ValueError(invalid_choice("distillation loss", values.loss_name, ["none", *available_losses()],
                                         "'none' trains with cross-entropy only; register your own loss with "

@@ -37,6 +37,11 @@ def test_out_of_range_values_are_refused_before_anything_is_written(tmp_path):
         (["--teacher_prune_amount", "1.5"], "teacher_prune_amount=1.5", "< 1"),
         (["--max_train_samples", "0"], "max_train_samples=0 is not allowed: it must be >= 1"),
         (["--temperature", "0"], "temperature=0.0 is not allowed: it must be > 0"),
+        # the quickstart's cosine schedule beside a step schedule: one of the two would be dropped without a word
+        (["--lr_decay_epochs", "2", "3"], "lr_scheduler_type='cosine' is not allowed: lr_decay_epochs builds the step schedule",
+         "section 'training'"),
+        (["--lr_decay_epochs", "2", "--lr_scheduler_type", "constant", "--warmup_steps", "10"],
+         "warmup_steps=10", "has no warm-up", "(set on the command line: --warmup_steps)"),
     ]
     for args, *texts in cases:
         refused(cli([*args, "--output_dir", str(out)], tmp_path), *texts)

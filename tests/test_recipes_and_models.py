@@ -139,7 +139,8 @@ def test_reference_layout_checkpoints_load_strictly(name, tmp_path):
 
 VALID_OVERRIDES = ["--loss_name", "R2KD", "--second_view=cutmix", "--learning_rate", "1e-3", "--corruptions", "fog",
                    "brightness", "--mean", "0.5", "0.5", "0.5", "--report_to", "none", "--use_cpu", "--optim", "sgd",
-                   "--max_train_samples", "100", "--lr_decay_epochs", "2", "3", "--eval_strategy", "epoch"]
+                   "--max_train_samples", "100", "--lr_decay_epochs", "2", "3", "--lr_scheduler_type", "constant",
+                   "--warmup_steps", "0", "--eval_strategy", "epoch"]
 
 
 def test_every_shipped_recipe_parses_with_valid_overrides_and_mistakes_name_the_fix():
