@@ -91,6 +91,11 @@ class R2KDTrainer(Trainer):
             raise ValueError("Pass the student as `model=` (an nn.Module; strings go through r2kd_hf.load_model).")
         label_names = dataset_label_names(train_dataset)
         model = self._in_memory_format(args, load_model(model, role="student", num_labels=len(label_names) if label_names else None))
+        if args.label_smoothing_factor and not hasattr(model, "config"):
+            # Trainer.__init__ reads model.config.problem_type when label smoothing is on (AttributeError otherwise)
+            raise ValueError("label_smoothing_factor needs a model with a transformers config: build the student with "
+                             "r2kd_hf.loading.create_timm_classifier(name, num_labels, id2label) or a transformers model "
+                             "class, or set label_smoothing_factor 0.")
         self.lineage = dict(lineage or {})
         if dataset_name_of(train_dataset):
             self.lineage.setdefault("dataset", dataset_name_of(train_dataset))
@@ -200,11 +205,16 @@ class R2KDTrainer(Trainer):
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         student_logits = logits_of(model(pixel_values))
         if not model.training:  # evaluation: the teacher is skipped, the loss is plain CE
-            loss = F.cross_entropy(student_logits.float(), labels) if labels is not None else student_logits.new_zeros(())
+            loss = self.cross_entropy(student_logits, labels) if labels is not None else student_logits.new_zeros(())
         else:
             loss, terms = self.distillation_step(model, pixel_values, labels, student_logits)
             self._remember(terms)
         return (loss, {"logits": student_logits}) if return_outputs else loss
+
+    def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """CE of the labelled (clean) view in fp32, with ``label_smoothing_factor`` as ``Trainer`` applies it
+        (reference: 0, no smoothing)."""
+        return F.cross_entropy(logits.float(), labels, label_smoothing=self.args.label_smoothing_factor)
 
     def _device_augment(self, images: torch.Tensor, train: bool) -> torch.Tensor:
         """The small-image path's transform on the device; its randomness is a function of (seed, step, process,
@@ -226,7 +236,7 @@ class R2KDTrainer(Trainer):
         args, gather = self.args, self.args.gather_across_processes and world_size() > 1
         if self.teachers is None:  # cross-entropy only (teachers, baselines)
             s, y = gather_batch(student_logits, labels, equal_sizes=self._even_batches) if gather else (student_logits, labels)
-            ce = F.cross_entropy(s.float(), y)
+            ce = self.cross_entropy(s, y)
             return args.ce_weight * ce, {"ce": ce}
         view, epoch = self.second_view, self.current_epoch_number
         picks_by_teacher = view is not None and view.needs_teacher_logits
@@ -237,7 +247,7 @@ class R2KDTrainer(Trainer):
             target_aug, _, _ = self.teachers.targets(augmented)
 
         s, t, y = gather_batch(student_logits, target, labels, equal_sizes=self._even_batches) if gather else (student_logits, target, labels)
-        ce = F.cross_entropy(s.float(), y)
+        ce = self.cross_entropy(s, y)
         kd = self.distillation_loss(s, t, labels=y, epoch=epoch)
         loss = args.ce_weight * ce + args.kd_weight * kd.pop("loss")
         terms = {"ce": ce, **kd}

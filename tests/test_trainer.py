@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from helpers import BlobImages, TinyNet
+from transformers import PretrainedConfig
 from r2kd_hf import R2KDConfig, R2KDTrainer, TeacherPruningCallback
 from r2kd_hf.pruning import prune_teacher_copy
 
@@ -332,3 +333,25 @@ def test_a_compute_metrics_built_with_evaluate_works_with_the_trainer(tmp_path):
         trainer.train()
         runs[name] = trainer.evaluate(BlobImages(16, seed=1))
     assert runs["evaluate"]["eval_accuracy"] == pytest.approx(runs["built-in"]["eval_accuracy"])
+
+
+@pytest.mark.parametrize("loss_name", ["none", "r2kd"])
+def test_label_smoothing_factor_applies_to_the_cross_entropy_term(tmp_path, loss_name):
+    """TrainingArguments.label_smoothing_factor acts on the CE term (train and eval) as in Trainer; reference: 0."""
+    data = BlobImages(16)
+    x, y = torch.stack([data[i]["pixel_values"] for i in range(16)]), data.labels
+    args = make_config(tmp_path, loss_name=loss_name, label_smoothing_factor=0.2)
+    with pytest.raises(ValueError, match="label_smoothing_factor needs a model with a transformers config"):
+        R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1), train_dataset=data, args=args)
+    student = TinyNet(seed=2)
+    student.config = PretrainedConfig(num_labels=4)  # what Trainer reads when label smoothing is on
+    trainer = R2KDTrainer(model=student, teacher_model=TinyNet(seed=1) if loss_name != "none" else None, train_dataset=data,
+                          args=args)
+    logits = student(x)
+    smoothed = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.2)
+    _, terms = trainer.distillation_step(student, x, y, logits)
+    torch.testing.assert_close(terms["ce"], smoothed)
+    assert not torch.allclose(terms["ce"], torch.nn.functional.cross_entropy(logits, y))
+    student.eval()
+    torch.testing.assert_close(trainer.compute_loss(student, {"pixel_values": x, "labels": y}),
+                               torch.nn.functional.cross_entropy(student(x), y, label_smoothing=0.2))
