@@ -11,7 +11,7 @@ from transformers import TrainingArguments
 
 from .augment import available_views
 from .messages import FieldError, check_range, invalid_choice, option
-from .losses import available_losses, hyper_parameter_names, validate_loss_kwargs
+from .losses import available_losses, has_batch_wise_terms, hyper_parameter_names, validate_loss_kwargs
 from .pruning.teacher import available_teacher_pruners
 from .teachers import TEACHER_PRECISION_CHOICES
 
@@ -179,6 +179,14 @@ def check_distillation_fields(values: R2KDConfig) -> None:
         if "temperature" in hyper_parameter_names(loss_name):
             hyper["temperature"] = values.temperature
         validate_loss_kwargs(loss_name, hyper)
+        if values.gradient_accumulation_steps > 1 and has_batch_wise_terms(loss_name, hyper):
+            logger.warning(
+                "loss_name=%s couples the samples of a batch (per-class correlations), and gradient_accumulation_steps=%d "
+                "computes it over micro-batches of %d, not over the %d images of an update: the method changes (the "
+                "reference computes it over its batch of 64 in one forward). Prefer a larger per_device_train_batch_size, "
+                "or more processes (gather_across_processes gathers the global batch).", loss_name,
+                values.gradient_accumulation_steps, values.per_device_train_batch_size,
+                values.per_device_train_batch_size * values.gradient_accumulation_steps)
     _check_choice("second_view", values.second_view, tuple(available_views()))
     _check_choice("teacher_prune_method", values.teacher_prune_method, tuple(available_teacher_pruners()))
     _check_choice("pruned_teacher_bn", values.pruned_teacher_bn, PRUNED_TEACHER_BN_MODES)

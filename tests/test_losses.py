@@ -192,3 +192,21 @@ def test_registry_and_errors():
     assert out["loss"].item() == 1.0
     with pytest.raises(ValueError, match="already registered"):
         register_loss("test_l2")(lambda s, t: {"loss": s.sum()})
+
+
+def test_losses_that_couple_a_batch_warn_under_gradient_accumulation(tmp_path, caplog):
+    """Per-class correlations (DIST, R2KD, CMKD) change with micro-batches; per-sample KL (KD, DKD) does not."""
+    import logging
+
+    from r2kd_hf import R2KDConfig
+    from r2kd_hf.losses import has_batch_wise_terms
+
+    assert {n: has_batch_wise_terms(n, {"temperature": 4.0}) for n in ("kd", "dkd", "dist", "r2kd", "cmkd")} == {
+        "kd": False, "dkd": False, "dist": True, "r2kd": True, "cmkd": True}
+    for loss_name, accumulation, warned in (("r2kd", 4, True), ("r2kd", 1, False), ("kd", 4, False)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="r2kd_hf.config"):
+            R2KDConfig(output_dir=str(tmp_path), loss_name=loss_name, gradient_accumulation_steps=accumulation,
+                       per_device_train_batch_size=16, use_cpu=True)
+        messages = [r.getMessage() for r in caplog.records if "micro-batches of 16, not over the 64 images" in r.getMessage()]
+        assert bool(messages) == warned, (loss_name, accumulation, messages)

@@ -108,3 +108,14 @@ def validate_loss_kwargs(name: str, hyper_parameters: dict) -> None:
     generator = torch.Generator().manual_seed(0)
     student, teacher = torch.randn(4, 3, generator=generator), torch.randn(4, 3, generator=generator)
     compute_loss_terms(name, student, teacher, labels=torch.tensor([0, 1, 2, 0]), epoch=1, **hyper_parameters)
+
+
+def has_batch_wise_terms(name: str, hyper_parameters: dict) -> bool:
+    """Whether the loss couples the samples of a batch (DIST's and R2KD's per-class correlations do; KD's per-sample
+    KL does not): its value on 8 samples differs from the mean of its values on the two halves."""
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(8, 5, generator=generator), torch.randn(8, 5, generator=generator)
+    labels = torch.arange(8) % 5
+    terms = [compute_loss_terms(name, student[part], teacher[part], labels=labels[part], epoch=1, **hyper_parameters)["loss"]
+             for part in (slice(0, 8), slice(0, 4), slice(4, 8))]
+    return not torch.allclose(terms[0], (terms[1] + terms[2]) / 2, rtol=1e-5, atol=1e-6)
