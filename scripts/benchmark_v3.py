@@ -247,8 +247,9 @@ def run_rows(parser, args) -> int:
     write_results(results, results_path)
     for part in glob.glob(results_path + ".part*"):
         os.remove(part)
+    protocol = {k: v for k, v in SCALES[args.scale].items() if not k.startswith("teacher")}  # v2's teacher keys: not v3's
     summary = v2.report(results, selected, args, teacher_info, stem="benchmark_v3" if args.scale == "cpu" else f"benchmark_v3_{args.scale}",
-                        questions=QUESTIONS, views=("CutMix", *VIEWS), protocol=SCALES[args.scale])
+                        questions=QUESTIONS, views=("CutMix", *VIEWS), protocol=protocol)
     if args.scale == "cpu":
         compare_with_v2(summary, args.report_dir)
     return 0
