@@ -4,6 +4,7 @@ distilled from another teacher are refused. Nothing here trains: the run functio
 import importlib.util
 import json
 import os
+import sys
 
 import pytest
 
@@ -12,6 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture
 def v3(monkeypatch):
+    # the script puts scripts/ first on sys.path (for benchmark_v2); restored after the test, or scripts/evaluate.py
+    # would shadow the `evaluate` package for every later test
+    monkeypatch.setattr(sys, "path", list(sys.path))
     spec = importlib.util.spec_from_file_location("benchmark_v3_under_test", os.path.join(ROOT, "scripts", "benchmark_v3.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
