@@ -18,9 +18,7 @@ def v3(monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
     spec = importlib.util.spec_from_file_location("benchmark_v3_under_test", os.path.join(ROOT, "scripts", "benchmark_v3.py"))
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not os.path.exists(os.path.join(module.COMMITTED_TEACHER, "model.safetensors")):
-        pytest.skip("the committed v3 teacher is not in this checkout")
+    spec.loader.exec_module(module)  # the committed teacher must be there: its hash keys the cache
     return module
 
 
