@@ -12,10 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
-def v3(monkeypatch):
-    # the script puts scripts/ first on sys.path (for benchmark_v2); restored after the test, or scripts/evaluate.py
-    # would shadow the `evaluate` package for every later test
-    monkeypatch.setattr(sys, "path", list(sys.path))
+def v3():
     spec = importlib.util.spec_from_file_location("benchmark_v3_under_test", os.path.join(ROOT, "scripts", "benchmark_v3.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # the committed teacher must be there: its hash keys the cache
@@ -81,3 +78,10 @@ def test_runs_from_another_teacher_are_refused(v3, tmp_path, capsys):
     assert stopped.value.code == 2
     assert "another teacher (['0123456789abcdef'])" in capsys.readouterr().err
     assert json.loads(results.read_text()) == {"CE|0|deadbeef": other}  # nothing was overwritten
+
+
+def test_loading_the_script_does_not_put_scripts_on_sys_path(v3):
+    # scripts/evaluate.py would shadow the `evaluate` package for everything imported afterwards
+    scripts = os.path.join(ROOT, "scripts")
+    assert all(os.path.abspath(entry or ".") != scripts for entry in sys.path)
+    assert v3.v2.ROWS["R2KD full"] == v3.ROWS["R2KD full"]
