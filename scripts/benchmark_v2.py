@@ -325,7 +325,8 @@ def report(results: dict, selected: list[str], args, teacher_info: dict, stem: s
                 seeds = paired(f"{loss} + {view}", loss, key)[1]
                 diffs = [by_row[f"{loss} + {view}"][s][key] - by_row[loss][s][key] for s in seeds]
                 axis.scatter([position + offset] * len(diffs), diffs, color="black", s=10, zorder=3)
-        axis.set_xticks(positions, [f"{loss} + {view}\n({len(paired(f'{loss} + {view}', loss, 'test')[1])} seeds)" for loss, view in pairs],
+        counts = [len(paired(f"{loss} + {view}", loss, "test")[1]) for loss, view in pairs]
+        axis.set_xticks(positions, [f"{loss} + {view}\n({n} seed{'s' if n != 1 else ''})" for (loss, view), n in zip(pairs, counts)],
                         fontsize=7)
         axis.axhline(0, color="black", linewidth=0.8)
         axis.set_ylabel("with the view − without")
