@@ -67,7 +67,7 @@ SCALES = {"cpu": {**v2.SCALES["cpu"], "parallel": 1},
 MAIN_ROWS = ["CE", "KD", "KD + CutMix", "DIST", "DIST + CutMix", "R2KD", "R2KD + CutMix", "R2KD full"]
 VIEWS = {"MixUp": "mixup", "Cutout": "cutout", "AutoAugment": "autoaugment", "CutMixPick": "cutmixpick"}
 # The fast path's one option that changes numbers: bf16 teacher forwards (1.6x faster convolutions on a CPU with
-# avx512_bf16, more on GPUs); reference.py keeps fp32 until a paired run says what bf16 costs.
+# avx512_bf16, more on GPUs). Its 3 paired seeds against R2KD full (docs/benchmarks.md section 00) show no measurable cost.
 OPTION_ROWS = {"R2KD full, bf16 teachers (option)": dict(v2.ROWS["R2KD full"], teacher_precision="bf16")}
 ROWS = {**{name: v2.ROWS[name] for name in MAIN_ROWS},
         **{f"{loss} + {label}": dict(v2.ROWS[loss], second_view=view) for label, view in VIEWS.items() for loss in ("KD", "R2KD")},
