@@ -27,13 +27,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
+import importlib.util
 import json
 import logging
 import os
 import sys
 import time
-
-import importlib.util
 
 
 def _load_v2():
