@@ -1,4 +1,4 @@
-"""Classification metrics: one top-1/top-k implementation for training evaluation, scripts/evaluate.py and the benchmarks.
+"""Classification metrics: one top-1/top-k implementation for training evaluation, scripts/evaluate_model.py and the benchmarks.
 
 The `evaluate` package is not needed (its metrics load their code from the Hub unless HF_EVALUATE_OFFLINE=1); a
 ``compute_metrics`` built with it works with the trainer too (the ``evaluate`` extra). Also the two readings of a

@@ -264,10 +264,10 @@ def report(results: dict, selected: list[str], args, teacher_info: dict, stem: s
         cell = lambda k: f"{stats[k][0]:.4f} ± {stats[k][1]:.4f}" if len(runs) > 1 else f"{stats[k][0]:.4f} (1 seed)"  # noqa: E731
         lines.append(f"| {name} | {len(runs)} | {cell('val_best')} | {cell('val_final')} | {cell('test')} | {cell('mca')} | {minutes:.1f} |")
 
-    def paired(a: str, b: str, key: str):
+    def paired(a: str, b: str, key: str) -> tuple[list[float], list[int]]:
+        """The per-seed differences ``a - b`` over the seeds both rows have, and those seeds."""
         seeds = [s for s in args.seeds if s in by_row.get(a, {}) and s in by_row.get(b, {})]
-        diffs = [by_row[a][s][key] - by_row[b][s][key] for s in seeds]
-        return _mean_std(diffs), seeds
+        return [by_row[a][s][key] - by_row[b][s][key] for s in seeds], seeds
 
     questions = V2_QUESTIONS if questions is None else questions
     lines += ["", "Paired per-seed differences (same seed, same data order); `> 0` counts the seeds where A beat B:", "",
@@ -277,10 +277,10 @@ def report(results: dict, selected: list[str], args, teacher_info: dict, stem: s
     for title, a, b in questions:
         cells, seeds = [], []
         for key in ("test", "mca"):
-            (mean, std), seeds = paired(a, b, key)
+            diffs, seeds = paired(a, b, key)
             if not seeds:
                 break
-            diffs = [by_row[a][s][key] - by_row[b][s][key] for s in seeds]
+            mean, std = _mean_std(diffs)
             differences.append({"question": title, "a": a, "b": b, "metric": key, "mean": mean, "std": std, "seeds": seeds,
                                 "positive": sum(d > 0 for d in diffs)})
             spread = f" ± {std:.4f}" if len(seeds) > 1 else " (1 seed)"
@@ -311,21 +311,22 @@ def report(results: dict, selected: list[str], args, teacher_info: dict, stem: s
     figure.tight_layout()
     figure.savefig(os.path.join(args.report_dir, f"{stem}_clean_vs_mca.png"), dpi=110)
     plt.close(figure)
-    pairs = [(loss, view) for view in views for loss in ("KD", "DIST", "R2KD") if paired(f"{loss} + {view}", loss, "test")[1]]
+    gains = {(loss, view): {key: paired(f"{loss} + {view}", loss, key)[0] for key in ("test", "mca")}
+             for view in views for loss in ("KD", "DIST", "R2KD")}
+    pairs = [pair for pair, diffs in gains.items() if diffs["test"]]
     if pairs:
         import numpy as np
 
         figure, axis = plt.subplots(figsize=(max(5.5, 1.1 * len(pairs) + 2), 3.5))
         positions = np.arange(len(pairs))
         for offset, (key, label, colour) in zip((-0.18, 0.18), (("test", "clean test top-1", "#4c72b0"), ("mca", "mCA", "#dd8452"))):
-            values = [paired(f"{loss} + {view}", loss, key)[0] for loss, view in pairs]
+            values = [_mean_std(gains[pair][key]) for pair in pairs]
             axis.bar(positions + offset, [v[0] for v in values], width=0.36, yerr=[v[1] for v in values], capsize=4,
                      color=colour, label=label)
-            for position, (loss, view) in zip(positions, pairs):  # the individual seeds, so the spread is visible
-                seeds = paired(f"{loss} + {view}", loss, key)[1]
-                diffs = [by_row[f"{loss} + {view}"][s][key] - by_row[loss][s][key] for s in seeds]
+            for position, pair in zip(positions, pairs):  # the individual seeds, so the spread is visible
+                diffs = gains[pair][key]
                 axis.scatter([position + offset] * len(diffs), diffs, color="black", s=10, zorder=3)
-        counts = [len(paired(f"{loss} + {view}", loss, "test")[1]) for loss, view in pairs]
+        counts = [len(gains[pair]["test"]) for pair in pairs]
         axis.set_xticks(positions, [f"{loss} + {view}\n({n} seed{'s' if n != 1 else ''})" for (loss, view), n in zip(pairs, counts)],
                         fontsize=7)
         axis.axhline(0, color="black", linewidth=0.8)

@@ -36,8 +36,8 @@ import time
 
 
 def _load_v2():
-    """v2's protocol, loaded from the file next to this one (not by putting scripts/ on sys.path, where
-    scripts/evaluate.py would shadow the ``evaluate`` package for whoever imports this script)."""
+    """v2's protocol, loaded from the file next to this one (not by putting scripts/ on sys.path, where a script
+    named like a package would shadow it for whoever imports this script)."""
     spec = importlib.util.spec_from_file_location("benchmark_v2", os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmark_v2.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -12,7 +12,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DISTILL = os.path.join(ROOT, "scripts", "distill.py")
-EVALUATE = os.path.join(ROOT, "scripts", "evaluate.py")
+EVALUATE = os.path.join(ROOT, "scripts", "evaluate_model.py")
 
 
 def cli(args, cwd, script=DISTILL, env=None, timeout=600):

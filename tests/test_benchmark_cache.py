@@ -81,7 +81,7 @@ def test_runs_from_another_teacher_are_refused(v3, tmp_path, capsys):
 
 
 def test_loading_the_script_does_not_put_scripts_on_sys_path(v3):
-    # scripts/evaluate.py would shadow the `evaluate` package for everything imported afterwards
+    # a script named like a package (scripts/evaluate.py once was) would shadow it for everything imported afterwards
     scripts = os.path.join(ROOT, "scripts")
     assert all(os.path.abspath(entry or ".") != scripts for entry in sys.path)
     assert v3.v2.ROWS["R2KD full"] == v3.ROWS["R2KD full"]

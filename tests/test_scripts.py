@@ -22,6 +22,17 @@ def run(command, cwd):
     return result
 
 
+def test_no_script_is_named_like_an_importable_module():
+    # `python scripts/x.py` puts scripts/ first on sys.path: a script named like an installed package (scripts/evaluate.py
+    # was, beside the `evaluate` package) would be imported in its place by anything in that process.
+    import glob
+    import importlib.util
+
+    names = [os.path.splitext(os.path.basename(path))[0] for path in glob.glob(os.path.join(ROOT, "scripts", "*.py"))]
+    assert "distill" in names
+    assert [name for name in names if importlib.util.find_spec(name) is not None] == []
+
+
 @pytest.mark.slow
 def test_quickstart_distillation_beats_chance_with_finite_terms(tmp_path):
     out = tmp_path / "quick"
@@ -47,7 +58,7 @@ def test_quickstart_distillation_beats_chance_with_finite_terms(tmp_path):
     assert summary["robustness"]["mca"] == pytest.approx(robustness["mca"]) and (out / "corruption_accuracy.png").exists()
     card = (out / "README.md").read_text()
     assert "name: digits-C" in card and "config: gaussian_noise" in card and "hendrycks2019robustness" in card
-    run([sys.executable, os.path.join(ROOT, "scripts", "evaluate.py"), "--model", str(out), "--output", str(tmp_path / "m.json")], tmp_path)
+    run([sys.executable, os.path.join(ROOT, "scripts", "evaluate_model.py"), "--model", str(out), "--output", str(tmp_path / "m.json")], tmp_path)
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["top1"] == pytest.approx(rows["student"]["accuracy"], abs=1e-6)
     assert metrics["params"] == rows["student"]["params"]

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Evaluate a saved student (or any model): top-1/top-5 on a dataset split, parameters, MACs, CPU latency.
 
-    python scripts/evaluate.py --model outputs/quickstart --dataset digits
-    python scripts/evaluate.py --model outputs/cifar10 --dataset ../shared/data/cifar10 --split test --latency
+    python scripts/evaluate_model.py --model outputs/quickstart --dataset digits
+    python scripts/evaluate_model.py --model outputs/cifar10 --dataset ../shared/data/cifar10 --split test --latency
 
 Pruned students (folders with r2kd_pruning.json) are rebuilt with r2kd_hf.load_student; nothing is unpickled.
 """
