@@ -1,5 +1,7 @@
 """End-to-end runs of the scripts: the quickstart on digits, a 2-process run, evaluation of the result."""
 
+import glob
+import importlib.util
 import json
 import math
 import os
@@ -25,9 +27,6 @@ def run(command, cwd):
 def test_no_script_is_named_like_an_importable_module():
     # `python scripts/x.py` puts scripts/ first on sys.path: a script named like an installed package (scripts/evaluate.py
     # was, beside the `evaluate` package) would be imported in its place by anything in that process.
-    import glob
-    import importlib.util
-
     names = [os.path.splitext(os.path.basename(path))[0] for path in glob.glob(os.path.join(ROOT, "scripts", "*.py"))]
     assert "distill" in names
     assert [name for name in names if importlib.util.find_spec(name) is not None] == []
