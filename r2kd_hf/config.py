@@ -154,8 +154,6 @@ def check_distillation_fields(values: R2KDConfig) -> None:
     check_training_ranges(values)
     loss_name, loss_kwargs = values.loss_name, values.loss_kwargs
     if values.lr_decay_epochs:
-        if values.max_steps and values.max_steps > 0:
-            raise ValueError("lr_decay_epochs are in epochs: set num_train_epochs and leave max_steps unset (-1).")
         if sorted(values.lr_decay_epochs) != list(values.lr_decay_epochs) or min(values.lr_decay_epochs) <= 0:
             raise ValueError(f"lr_decay_epochs must be increasing positive epochs, got {values.lr_decay_epochs}.")
         # the step schedule replaces Trainer's: another schedule or a warm-up asked beside it would be silently dropped

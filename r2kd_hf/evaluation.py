@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,8 +19,10 @@ from .introspection import logits_of
 
 
 @torch.no_grad()
-def evaluate_accuracy(model: nn.Module, dataset, batch_size: int = 256, num_workers: int = 0, device: str = "cpu") -> dict[str, float]:
-    """Top-1 and top-5 accuracy of ``model`` on a prepared dataset, with the trainer's metric (:func:`topk_accuracy`)."""
+def evaluate_accuracy(model: nn.Module, dataset, batch_size: int = 256, num_workers: int = 0, device: str = "cpu",
+                      return_predictions: bool = False) -> dict[str, Any]:
+    """Top-1 and top-5 accuracy of ``model`` on a prepared dataset, with the trainer's metric (:func:`topk_accuracy`);
+    ``return_predictions`` adds each image's top-1 class (``predictions``, in dataset order)."""
     model = model.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=ImageClassificationCollator())
     logits, labels = [], []
@@ -27,7 +30,10 @@ def evaluate_accuracy(model: nn.Module, dataset, batch_size: int = 256, num_work
         logits.append(logits_of(model(batch["pixel_values"].to(device))).float().cpu().numpy())
         labels.append(batch["labels"].numpy())
     metrics = topk_accuracy(EvalPrediction(predictions=np.concatenate(logits), label_ids=np.concatenate(labels)))
-    return {"top1": metrics["accuracy"], "top5": metrics.get("top5_accuracy", 1.0), "samples": int(sum(len(x) for x in labels))}
+    result = {"top1": metrics["accuracy"], "top5": metrics.get("top5_accuracy", 1.0), "samples": int(sum(len(x) for x in labels))}
+    if return_predictions:
+        result["predictions"] = np.concatenate(logits).argmax(1).tolist()
+    return result
 
 
 @torch.no_grad()

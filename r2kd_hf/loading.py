@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .messages import hub_unreachable
-from .saving import CONFIG_NAME, WEIGHTS_NAME
+from .saving import CONFIG_NAME, WEIGHTS_NAME, apply_data_config
 from .introspection import (
     DEFAULT_MEAN,
     DEFAULT_STD,
@@ -55,12 +55,15 @@ def load_model(
     pretrained: bool = True,
     revision: str | None = None,
     arch: str | None = None,
+    data_config: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Load a model from any of the forms in :data:`MODEL_SPEC_FORMS`.
 
     * a folder or Hub repo goes through :func:`load_student` (pruned students included; ``num_labels`` re-creates a
-      student's head);
-    * a checkpoint file is read weights-only into the timm architecture ``arch`` (strictly);
+      student's head), with the data config its ``config.json`` records;
+    * a checkpoint file is read weights-only into the timm architecture ``arch`` (strictly); it records no data
+      config, so it takes ``data_config`` (the run's or the recipe's: input size, mean, std) when one is given, and
+      its architecture's defaults otherwise;
     * ``hf-hub:`` specs and timm names go through ``timm.create_model``.
 
     Teachers are never loaded with a re-initialised head: a class-count mismatch is reported by the setup checks.
@@ -77,7 +80,10 @@ def load_model(
 
         if not spec.lower().endswith(CHECKPOINT_SUFFIXES):
             raise ValueError(f"The {role} {spec!r} is a file but not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}).")
-        return load_checkpoint(path, arch, num_labels=num_labels)
+        model = load_checkpoint(path, arch, num_labels=num_labels)
+        if data_config:
+            apply_data_config(model, data_config)
+        return model
     if not os.path.isdir(path) and (spec.startswith("hf-hub:") or _is_timm_name(spec)):
         return _create_timm(spec, role=role, num_labels=num_labels, pretrained=pretrained)
     if os.path.isdir(path) or (REPO_ID_PATTERN.match(spec) and not spec.startswith((".", "~"))):
@@ -193,12 +199,10 @@ def load_student(path_or_repo_id: str, revision: str | None = None, **from_pretr
         raise hub_unreachable("the model", path_or_repo_id, error) from error
     if record is not None:
         attach_record(model, record)
-        inner = timm_module_of(model)
-        if inner is not None and config.get("pretrained_cfg"):  # the r2kd_pruned factory starts from its base's defaults:
-            # restore the data config the student was trained with (input size, mean, std), as config.json records it
-            inner.pretrained_cfg = {**dict(inner.pretrained_cfg or {}), **config["pretrained_cfg"]}
-            if hasattr(inner, "default_cfg"):
-                inner.default_cfg = inner.pretrained_cfg
+    if config.get("pretrained_cfg"):
+        # transformers' timm wrapper builds the network with its architecture's defaults (cifar_*: 32 px, CIFAR-100
+        # statistics; r2kd_pruned: its base's): restore the data config it was trained with, as config.json records it
+        apply_data_config(model, config["pretrained_cfg"])
     return model.eval()
 
 
@@ -290,24 +294,15 @@ def resolve_data_config(student: nn.Module, image_size: int | None = None, mean=
     return config
 
 
-def apply_data_config(model: nn.Module, data_config: dict[str, Any]) -> None:
-    """Record the data config a timm model is trained with, so its saved ``config.json`` says how to feed it."""
-    inner = timm_module_of(model)
-    if inner is None:
-        return
-    inner.pretrained_cfg = {**dict(inner.pretrained_cfg), **{k: data_config[k] for k in ("input_size", "mean", "std", "interpolation", "crop_pct") if k in data_config}}
-    if hasattr(inner, "default_cfg"):
-        inner.default_cfg = inner.pretrained_cfg
-
-
 def build_teacher(teacher: str | nn.Module, student: nn.Module, *, label_names: list[str] | None = None,
                   renormalize: bool = True, revision: str | None = None, arch: str | None = None) -> nn.Module:
     """The teacher side of a run, built in one place and once: loaded (any of :data:`MODEL_SPEC_FORMS`; a module is
     used as it is), frozen, checked against the student's and the dataset's classes, and wrapped to re-normalise its
-    inputs when its timm normalisation differs from the student's. :class:`~r2kd_hf.R2KDTrainer` calls it."""
+    inputs when its timm normalisation differs from the student's. A checkpoint file records no normalisation: it is
+    taken to share the student's (the run's data config). :class:`~r2kd_hf.R2KDTrainer` calls it."""
     from .introspection import maybe_renormalize_teacher
 
-    module = load_model(teacher, role="teacher", revision=revision, arch=arch)
+    module = load_model(teacher, role="teacher", revision=revision, arch=arch, data_config=data_config_of(student))
     module.eval().requires_grad_(False)
     check_label_agreement(student, module, label_names)
     return maybe_renormalize_teacher(module, student) if renormalize else module

@@ -20,6 +20,8 @@ import json
 import logging
 import os
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -56,18 +58,64 @@ def save_timm(inner: nn.Module, output_dir: str, label_names: list[str] | None, 
             json.dump({k: v for k, v in config.items() if v is not None}, handle, indent=2)
 
 
-def save_classifier(model: nn.Module, output_dir: str, label_names: list[str] | None = None) -> list[str]:
-    """Write ``model`` in the one student format; returns the files written."""
+DATA_CONFIG_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
+
+
+def apply_data_config(model: nn.Module, data_config: dict[str, Any]) -> None:
+    """Record the data config a timm model is trained with, so its saved ``config.json`` says how to feed it."""
+    inner = timm_module_of(model)
+    if inner is None:
+        return
+    recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in data_config.items() if k in DATA_CONFIG_KEYS}
+    inner.pretrained_cfg = {**dict(inner.pretrained_cfg or {}), **recorded}
+    if hasattr(inner, "default_cfg"):
+        inner.default_cfg = inner.pretrained_cfg
+
+
+PROCESSOR_NAME = "preprocessor_config.json"
+
+
+def save_image_processor(output_dir: str, data_config: dict) -> str:
+    """An image processor that feeds a transformers-native model as the run evaluated it, so that
+    ``pipeline("image-classification", model=folder)`` works: a plain resize to the input size for ``crop_pct`` 1
+    (the cifar style), else timm's eval transform (resize the short side to size / crop_pct, centre crop)."""
+    from transformers import BitImageProcessor, ViTImageProcessor
+    from transformers.image_utils import PILImageResampling
+
+    size = int(data_config["input_size"][-1])
+    crop_pct = float(data_config.get("crop_pct") or 1.0)
+    resample = PILImageResampling.BICUBIC if data_config.get("interpolation") == "bicubic" else PILImageResampling.BILINEAR
+    common = dict(image_mean=list(data_config["mean"]), image_std=list(data_config["std"]), resample=resample)
+    if crop_pct >= 1.0:
+        processor = ViTImageProcessor(size={"height": size, "width": size}, **common)
+    else:
+        processor = BitImageProcessor(size={"shortest_edge": int(size / crop_pct)}, crop_size={"height": size, "width": size},
+                                      do_center_crop=True, **common)
+    processor.save_pretrained(output_dir)
+    return PROCESSOR_NAME
+
+
+def save_classifier(model: nn.Module, output_dir: str, label_names: list[str] | None = None,
+                    data_config: dict | None = None) -> list[str]:
+    """Write ``model`` in the one student format; returns the files written.
+
+    A timm network records ``data_config`` (the one it was trained with) in its ``config.json``; a transformers-native
+    model gets a ``preprocessor_config.json`` built from it instead (when given)."""
     os.makedirs(output_dir, exist_ok=True)
+    extra: list[str] = []
     outer = unwrap(model)
     inner = timm_module_of(outer)
     record = record_of(outer) or (record_of(inner) if inner is not None else None)
     if label_names is None and (names := id2label_of(outer)):
         label_names = [names[i] for i in sorted(names)]
     if inner is not None:
+        if data_config:
+            apply_data_config(inner, data_config)
         save_timm(inner, output_dir, label_names, record)
     elif hasattr(outer, "save_pretrained"):
         outer.save_pretrained(output_dir)
+        if data_config:
+            extra.append(save_image_processor(output_dir, data_config))
     else:  # weights only: Trainer checkpoints still resume, but nothing can rebuild the network from the folder
         from safetensors.torch import save_file
 
@@ -80,4 +128,4 @@ def save_classifier(model: nn.Module, output_dir: str, label_names: list[str] | 
         return [WEIGHTS_NAME]
     if record is not None:
         write_record(record, output_dir)
-    return [CONFIG_NAME, WEIGHTS_NAME] + ([PRUNING_RECORD_NAME] if record is not None else [])
+    return [CONFIG_NAME, WEIGHTS_NAME] + extra + ([PRUNING_RECORD_NAME] if record is not None else [])

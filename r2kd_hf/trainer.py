@@ -113,6 +113,7 @@ class R2KDTrainer(Trainer):
         )
         self.teachers = self._teacher_ensemble(teacher, pruning, eval_dataset) if teacher is not None else None
         data_config = data_config or data_config_of(model) or {}
+        self.data_config = data_config  # what a saved student records: how it was fed (a transformers model: its processor)
         self.second_view = build_second_view(
             args.second_view, data_config.get("mean", DEFAULT_MEAN), data_config.get("std", DEFAULT_STD), **args.second_view_kwargs
         )
@@ -292,11 +293,33 @@ class R2KDTrainer(Trainer):
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         """``lr_decay_epochs`` builds the papers' step schedule (x ``lr_decay_rate`` at each epoch); else the usual one."""
         if self.lr_scheduler is None and self.args.lr_decay_epochs:
-            steps_per_epoch = num_training_steps / self.args.num_train_epochs
+            if self.args.max_steps and self.args.max_steps > 0:  # a shortened run: the epochs keep their real length
+                from transformers.trainer_utils import has_length
+
+                if not has_length(self.train_dataset):
+                    raise ValueError("lr_decay_epochs are in epochs, and a streamed (iterable) training set has no epoch "
+                                     "length: use lr_scheduler_type (e.g. cosine) with max_steps instead.")
+                steps_per_epoch = self._update_steps_per_epoch
+            else:
+                steps_per_epoch = num_training_steps / self.args.num_train_epochs
             milestones = [max(1, round(epoch * steps_per_epoch)) for epoch in self.args.lr_decay_epochs]
+            if self.args.max_steps and self.args.max_steps > 0:
+                reached = [m for m in milestones if m <= num_training_steps]
+                logger.warning(
+                    "max_steps=%d with lr_decay_epochs %s: an epoch is %s update steps, so the learning rate is multiplied by "
+                    "%s at steps %s; this run ends at step %d (epoch %.2f), %s.", num_training_steps, list(self.args.lr_decay_epochs),
+                    f"{steps_per_epoch:,}", self.args.lr_decay_rate, milestones, num_training_steps, num_training_steps / steps_per_epoch,
+                    f"after {len(reached)} of the {len(milestones)} decays" if reached else "before the first decay (the rate stays "
+                    f"{self.args.learning_rate})")
             self.lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer or self.optimizer, milestones=milestones, gamma=self.args.lr_decay_rate)
             return self.lr_scheduler
         return super().create_scheduler(num_training_steps, optimizer)
+
+    def set_initial_training_values(self, args, dataloader):
+        """``Trainer``'s own count of the run's length; the update steps in an epoch are kept for the step schedule."""
+        values = super().set_initial_training_values(args, dataloader)
+        self._update_steps_per_epoch = values[1]
+        return values
 
     def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
         """Every parameter when ``weight_decay_all_parameters`` (reference SGD), else transformers' grouping."""
@@ -326,7 +349,8 @@ class R2KDTrainer(Trainer):
             swap = (self.student_ema.applied_to(self._bare_student()) if final and self.args.save_ema_student and self.student_ema
                     else contextlib.nullcontext())
             with swap:  # checkpoints always hold the live weights (exact resume); the final folder may hold the EMA
-                written = save_classifier(self.accelerator.unwrap_model(self.model), output_dir, label_names=dataset_label_names(self.train_dataset))
+                written = save_classifier(self.accelerator.unwrap_model(self.model), output_dir,
+                                          label_names=dataset_label_names(self.train_dataset), data_config=self.data_config or None)
             with open(os.path.join(output_dir, TRAINING_ARGS_JSON), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
             if os.path.abspath(output_dir) == os.path.abspath(self.args.output_dir):

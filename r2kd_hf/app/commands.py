@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 from .cli import main
 
 
 def default_recipe() -> str:
-    """The embedded default (the quickstart): shipped inside wheels, or the checkout's ``recipes/`` folder."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(here, "..", "recipes", "quickstart.yaml"), os.path.join(here, "..", "..", "recipes", "quickstart.yaml")):
-        if os.path.exists(candidate):
-            return os.path.normpath(candidate)
-    return "recipes/quickstart.yaml"
+    """The embedded default (the quickstart), shipped inside wheels and in the checkout's ``recipes/``."""
+    from .recipe import find_recipe
+
+    return find_recipe("quickstart")
 
 
 def distill(model_args, data_args, training_args, info) -> None:

@@ -60,6 +60,13 @@ def resolved_data_config(student, data_args: DataArguments) -> dict:
     return resolve_data_config(student, data_args.image_size, data_args.mean, data_args.std)
 
 
+def recipe_data_config(data_args: DataArguments) -> dict:
+    """The data settings a recipe states (input size, mean, std): what a checkpoint file without a config takes."""
+    stated = {"input_size": (3, data_args.image_size, data_args.image_size) if data_args.image_size else None,
+              "mean": tuple(data_args.mean) if data_args.mean else None, "std": tuple(data_args.std) if data_args.std else None}
+    return {k: v for k, v in stated.items() if v is not None}
+
+
 def uses_small_image_path(data_args: DataArguments, data_config: dict) -> bool:
     """The in-memory, on-device training transform applies to the cifar style without PIL-only policies, up to 64 px."""
     from ..small_images import MAX_SIZE
@@ -235,7 +242,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
             teacher_spec = train_teacher(model_args, data_args, training_args, info, os.path.join(training_args.output_dir, "teacher"))
             set_seed(training_args.seed)
         if model_args.student_from_teacher:  # the student starts as a copy: load it here, the trainer uses this module
-            teacher = load_model(teacher_spec, role="teacher", revision=model_args.teacher_revision, arch=model_args.teacher_arch)
+            teacher = load_model(teacher_spec, role="teacher", revision=model_args.teacher_revision, arch=model_args.teacher_arch,
+                                 data_config=recipe_data_config(data_args))
     student = build_student(model_args.student, data.num_labels, data.id2label, model_args.student_pretrained, teacher, model_args.student_from_teacher)
     data_config = resolved_data_config(student, data_args)
     apply_data_config(student, data_config)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
 import sys
+import types
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -132,10 +135,40 @@ def _field_names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
+def recipes_dir() -> str:
+    """The recipes shipped with r2kd_hf: inside the installed package (wheels), or the checkout's ``recipes/``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, "..", "recipes"), os.path.join(here, "..", "..", "recipes")):
+        if os.path.isfile(os.path.join(candidate, "quickstart.yaml")):
+            return os.path.normpath(candidate)
+    return "recipes"
+
+
+def shipped_recipes() -> list[str]:
+    """Names of the shipped recipes (``quickstart``, ``tinyimagenet/r2kd-resnet20_from_resnet56``, ...)."""
+    root = recipes_dir()
+    return sorted(os.path.relpath(os.path.join(folder, name), root)[: -len(".yaml")].replace(os.sep, "/")
+                  for folder, _, files in os.walk(root) for name in files if name.endswith(".yaml"))
+
+
+def find_recipe(name_or_path: str) -> str:
+    """A recipe file: a path as given, else a shipped recipe by name (``tinyimagenet/r2kd-resnet20_from_resnet56``,
+    with or without ``.yaml`` and a leading ``recipes/``), so names work from any folder after ``pip install``."""
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    name = name_or_path.removeprefix("recipes/").removesuffix(".yaml")
+    shipped = os.path.join(recipes_dir(), *name.split("/")) + ".yaml"
+    if os.path.isfile(shipped):
+        return shipped
+    close = difflib.get_close_matches(name, shipped_recipes(), n=3, cutoff=0.5)
+    raise FileNotFoundError(f"Recipe {name_or_path!r} does not exist: it is neither a file nor a shipped recipe."
+                            + (f" Close names: {', '.join(close)}." if close else "")
+                            + f" Shipped recipes (in {recipes_dir()}{os.sep}): " + ", ".join(shipped_recipes()) + ".")
+
+
 def load_recipe_file(path: str) -> dict[str, dict[str, Any]]:
     """Read a recipe and check its sections and keys against the dataclasses; returns ``{section: {field: value}}``."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Recipe {path!r} does not exist. Recipes live in recipes/ (e.g. recipes/quickstart.yaml).")
+    path = find_recipe(path)
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     try:
@@ -182,6 +215,8 @@ def parse_recipe(
     pre.add_argument("--recipe", default=default_recipe)
     pre.add_argument("--print_recipe", action="store_true")
     known, rest = pre.parse_known_args(argv)
+    if known.recipe:
+        known.recipe = find_recipe(known.recipe)
     recipe = load_recipe_file(known.recipe) if known.recipe else {}
 
     from transformers import HfArgumentParser
@@ -195,8 +230,11 @@ def parse_recipe(
     defaults = {key: value for values in recipe.values() for key, value in values.items()}
     if "output_dir" not in defaults and known.recipe:
         defaults["output_dir"] = os.path.join("outputs", os.path.splitext(os.path.basename(known.recipe))[0])
+    cleared, rest = _cleared_lists(rest, classes.values())
     parser.set_defaults(**defaults)
     namespace, extra = parser.parse_known_args(args=rest)
+    for name, empty in cleared.items():
+        setattr(namespace, name, empty)
     if extra:
         flags = [a for a in extra if a.startswith("--")]
         valid = [name for cls in classes.values() for name in _field_names(cls)]
@@ -218,6 +256,33 @@ def parse_recipe(
         print(annotate_recipe_text(text, {**dataclasses.asdict(data_args), **training}))
         raise SystemExit(0)
     return model_args, data_args, training_args, {"recipe_path": known.recipe, "recipe_text": text}
+
+
+CLEAR_WORDS = ("none", "null", "[]")
+
+
+def _cleared_lists(argv: list[str], classes) -> tuple[dict[str, Any], list[str]]:
+    """``--<list field> none`` (or ``null``, ``[]``) clears a list a recipe sets (e.g. ``--lr_decay_epochs none``):
+    the field becomes ``None`` where it may be, else ``[]``. Returns those fields and the remaining arguments."""
+    lists: dict[str, bool] = {}  # list field -> may it be None
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            members = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType) else (hints[f.name],)
+            if f.init and members and typing.get_origin(members[0]) is list and all(m is type(None) for m in members[1:]):
+                lists[f.name] = len(members) > 1
+    cleared: dict[str, Any] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        flag = argv[i][2:] if argv[i].startswith("--") else None
+        if flag in lists and i + 1 < len(argv) and argv[i + 1].lower() in CLEAR_WORDS:
+            cleared[flag] = None if lists[flag] else []
+            i += 2
+            continue
+        rest.append(argv[i])
+        i += 1
+    return cleared, rest
 
 
 def _source(name: str, argv: list[str], recipe: dict[str, dict[str, Any]], path: str | None) -> str:
