@@ -139,6 +139,7 @@ def _sections(trainer, student, student_record, teacher_report) -> list[str]:
                  ("CE / KD / second-view KD weights", f"{args.ce_weight} / {args.kd_weight} / {args.aug_kd_weight}"),
                  ("second view", args.second_view + (f" {args.second_view_kwargs}" if args.second_view_kwargs else ""))]
     teacher_rows = [("teacher", f"`{teacher_id}`" if teacher_id else None), ("teacher revision", lineage.get("teacher_revision")),
+                    ("teacher trained by this run", lineage.get("teacher_training")),
                     *[(k.replace("_", " "), v) for k, v in teacher_metrics(trainer.state.log_history).items()]]
     if teacher_report:
         teacher_rows += [("teacher pruning", f"{teacher_report['method']}, amount {teacher_report['amount']}"),

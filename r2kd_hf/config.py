@@ -54,6 +54,15 @@ class R2KDConfig(TrainingArguments):
                                            factory=lambda: ["labels"])
     hub_strategy: str = option("end", "When to push: 'end' (one push of the finished student). Trainer's other strategies also "
                                "push its pickled training_args.bin, which r2kd_hf never publishes on its own.")
+    logging_nan_inf_filter: bool = option(False, "Drop NaN/inf losses from the logged mean (transformers' default: True, which "
+                                          "logs a diverged run's loss as a finite number). r2kd_hf logs what happened and "
+                                          "stops the run instead (stop_on_nonfinite_loss).")
+    stop_on_nonfinite_loss: bool = option(True, "Stop the run (exit 1) within a few steps of the loss becoming NaN or inf, "
+                                          "before that state is logged, checkpointed, saved or pushed; the message names the "
+                                          "steps, the last finite values and the usual causes.")
+    save_on_signal: bool = option(True, "On SIGTERM or SIGINT (preemption, a scheduler's time limit, Ctrl-C), finish the step, "
+                                  "write a checkpoint and stop with the signal's exit code (143/130); --resume_from_checkpoint "
+                                  "last continues. A second signal stops at once.")
     # Optimisation defaults of the reference trainer (mdistiller), not of transformers (see README, "Reference").
     max_grad_norm: float = option(0.0, "Gradient clipping norm; 0 disables it. The reference never clips (transformers' default is 1.0).")
     weight_decay_all_parameters: bool = option(True, "Apply weight_decay to every parameter, biases and norm weights included, "

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import datasets
 import numpy as np
+import torch
 from PIL import Image
 
 from .messages import UsageError, hub_unreachable
@@ -307,6 +308,49 @@ def _transform_batch(transform: Callable, skip_corrupt_images: bool) -> Callable
         return {"pixel_values": pixels, "labels": batch["labels"]}
 
     return apply
+
+
+class PerSampleSeeds(torch.utils.data.Dataset):
+    """Each sample's augmentation drawn from its own seed, a function of ``(seed, epoch, index)``.
+
+    The per-image PIL pipeline draws its crops and flips from the global torch, ``random`` and numpy generators. Which
+    draws a sample gets then depends on the process or worker that transforms it and on how far ahead the loader
+    fetches (accelerate fetches one batch ahead), so a run resumed from a checkpoint drew different augmentations
+    than the uninterrupted run. Seeding each sample makes them independent of all that: a resumed run continues
+    bit-identically, with any number of workers. The main process's generators are restored after each sample.
+    ``set_epoch`` (called by accelerate's loader each epoch) writes to shared memory, so persistent workers see it.
+    Other attributes (``features``, ...) are the wrapped dataset's.
+    """
+
+    def __init__(self, dataset, seed: int):
+        self.dataset, self.seed = dataset, int(seed)
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch[0] = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        import random
+
+        seed = hash((self.seed, int(self._epoch[0]), int(index))) % (2**63)
+        saved = torch.get_rng_state(), random.getstate(), np.random.get_state()
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        try:
+            return self.dataset[index]
+        finally:
+            torch.set_rng_state(saved[0])
+            random.setstate(saved[1])
+            np.random.set_state(saved[2])
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "seed", "_epoch"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
 # --------------------------------------------------------------------------- transforms

@@ -17,20 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .introspection import data_config_of, logits_of
+from .introspection import LogitsOnly, data_config_of
 
 DEFAULT_OPSET = 17  # ONNX Runtime >= 1.11 runs it; every convolution and pooling the cifar_* and timm CNNs use exist
-
-
-class _LogitsOnly(nn.Module):
-    """A plain tensor out (transformers models return an output object)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return logits_of(self.model(pixel_values))
 
 
 def _require_onnx() -> None:
@@ -65,7 +54,7 @@ def export_onnx(model: nn.Module | str, output: str, *, input_size: tuple[int, i
     model = load_model(model, role="model", revision=revision) if isinstance(model, str) else model
     model = model.eval().to("cpu")
     size = tuple(input_size or (data_config_of(model) or {}).get("input_size") or (3, 224, 224))
-    wrapper = _LogitsOnly(model).eval()
+    wrapper = LogitsOnly(model).eval()
     example = torch.randn(2, *size)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     try:

@@ -132,17 +132,20 @@ def count_macs(model: nn.Module, input_size=(3, 224, 224)) -> int | None:
         example = torch.zeros(1, *input_size, device=device)
         was_training = module.training
         module.eval()
-        macs, _ = tp.utils.count_ops_and_params(_LogitsOnly(module), example)
+        macs, _ = tp.utils.count_ops_and_params(LogitsOnly(module), example)
         module.train(was_training)
         return int(macs)
     except Exception:  # a counter failure must never stop training or a report
         return None
 
 
-class _LogitsOnly(nn.Module):
+class LogitsOnly(nn.Module):
+    """A plain logits tensor out, whatever the model returns (transformers models return an output object): what
+    counters and exporters (Torch-Pruning, ``torch.onnx``) need."""
+
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x):
-        return logits_of(self.model(x))
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return logits_of(self.model(pixel_values))

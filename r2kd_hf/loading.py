@@ -28,7 +28,6 @@ from .introspection import (
     id2label_of,
     logits_of,
     num_labels_of,
-    timm_module_of,
     unwrap,
 )
 

@@ -58,6 +58,9 @@ class CompiledForward:
     def __call__(self, pixel_values: torch.Tensor):
         if self.compiled is not None:
             try:
+                if not self.calls:  # the first call compiles: tens of seconds before the first step, which look like a hang
+                    logger.info("Compiling %s with torch.compile (mode %s): the first training step waits for it (about 30 s "
+                                "on a CPU, minutes for large networks).", type(self.module).__name__, self.mode)
                 out = self.compiled(pixel_values)
                 self.calls += 1
                 return out

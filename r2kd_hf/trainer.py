@@ -32,6 +32,7 @@ from .distributed import gather_batch, world_size
 from .losses import bind_loss
 from .metrics import topk_accuracy
 from .introspection import DEFAULT_MEAN, DEFAULT_STD, data_config_of, logits_of, unwrap
+from .faults import NonFiniteLossCallback, Preempted, PreemptionCallback
 from .saving import save_classifier
 from .loading import build_teacher, check_label_agreement, dataset_label_names, load_model
 from .teachers import TeacherEnsemble, resolve_teacher_precision
@@ -103,6 +104,11 @@ class R2KDTrainer(Trainer):
         teacher = self._teacher_module(args, teacher_model, model, label_names, teacher_revision, teacher_arch)
 
         callbacks = list(callbacks or [])
+        self._loss_finite: torch.Tensor | None = None  # device-side: every training loss so far was finite
+        self.preemption = PreemptionCallback() if args.save_on_signal else None
+        callbacks += [c for c in (self.preemption,) if c is not None]
+        if args.stop_on_nonfinite_loss:
+            callbacks.append(NonFiniteLossCallback(self.losses_were_finite, args.output_dir))
         pruning = [c for c in callbacks if isinstance(c, TeacherPruningCallback)]
         if teacher is not None and args.prune_teacher and not pruning:
             pruning = [TeacherPruningCallback()]
@@ -177,8 +183,23 @@ class R2KDTrainer(Trainer):
             folder = get_last_checkpoint(self.args.output_dir) if resume_from_checkpoint is True else resume_from_checkpoint
             if folder and not self.student_ema.load(folder):
                 logger.warning("%s holds no student_ema.safetensors: the EMA restarts from the initial weights.", folder)
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
-                             ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
+        output = super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
+                               ignore_keys_for_eval=ignore_keys_for_eval, **kwargs)
+        if self.preemption is not None and self.preemption.signum:  # stopped early by a signal, after a checkpoint
+            from transformers.trainer_utils import get_last_checkpoint
+
+            raise Preempted(self.preemption.signum, self.state.global_step, get_last_checkpoint(self.args.output_dir)
+                            if os.path.isdir(self.args.output_dir) else None)
+        return output
+
+    def losses_were_finite(self) -> bool:
+        """Whether every training loss so far was finite, on every process (one host sync)."""
+        if self._loss_finite is None:
+            return True
+        flag = self._loss_finite.float().reshape(1)
+        if world_size() > 1:  # every process stops at the same step
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item() > 0.5)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """``Trainer.evaluate``, plus the same metrics of the student's EMA (``eval_ema_*``) when one is kept."""
@@ -210,6 +231,8 @@ class R2KDTrainer(Trainer):
         else:
             loss, terms = self.distillation_step(model, pixel_values, labels, student_logits)
             self._remember(terms)
+            finite = torch.isfinite(loss.detach())  # no host sync here: read at log/save steps (r2kd_hf.faults)
+            self._loss_finite = finite if self._loss_finite is None else self._loss_finite & finite
         return (loss, {"logits": student_logits}) if return_outputs else loss
 
     def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,77 +1,9 @@
 #!/usr/bin/env python
-"""Convert a reference teacher checkpoint (CRD / mdistiller / R2KD ``.pth``) into a folder the ecosystem loads.
+"""The `r2kd-convert-teacher` command as a script (see `r2kd_hf/app/convert_teacher.py`)."""
 
-    python scripts/convert_teacher.py ckpt_epoch_240.pth --arch resnet32x4 --output_dir teachers/resnet32x4_cifar100 \\
-        --label_names "$(python -c 'import datasets; print(",".join(datasets.load_dataset("uoft-cs/cifar100", split="test").features["fine_label"].names))')"
-    hf upload you/resnet32x4-cifar100 teachers/resnet32x4_cifar100        # or --push_to_hub you/resnet32x4-cifar100
-
-The checkpoint is read with ``torch.load(weights_only=True)`` (no arbitrary unpickling) and loaded strictly into the
-``cifar_*`` architecture (reference names such as ``resnet32x4``, ``wrn_40_2``, ``mobile_half``, ``ShuffleV2`` work).
-The folder holds ``config.json`` + ``model.safetensors`` in timm's format and a short model card:
-``timm.create_model("hf-hub:<repo>", pretrained=True)``, ``AutoModelForImageClassification.from_pretrained`` and
-``--teacher <folder or repo>`` of ``scripts/distill.py`` load it (after ``import r2kd_hf``).
-"""
-
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="the .pth/.pt/.safetensors file")
-    parser.add_argument("--arch", required=True, help="network in the file: cifar_resnet32x4 or the reference name resnet32x4")
-    parser.add_argument("--output_dir", required=True, help="folder to write (config.json, model.safetensors, README.md)")
-    parser.add_argument("--label_names", default=None, help="comma-separated class names in label order (recommended)")
-    parser.add_argument("--image_size", type=int, default=None, help="training image size (32 for CIFAR, 64 for TinyImageNet)")
-    parser.add_argument("--mean", type=float, nargs=3, default=None, help="normalisation mean used in training")
-    parser.add_argument("--std", type=float, nargs=3, default=None, help="normalisation std used in training")
-    parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="also upload the folder to this Hub repo")
-    args = parser.parse_args(argv)
-
-    import r2kd_hf
-    from r2kd_hf.reference_checkpoints import load_checkpoint
-
-    try:
-        model = load_checkpoint(args.checkpoint, args.arch)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    cfg = dict(model.pretrained_cfg)
-    if args.image_size:
-        cfg["input_size"] = (3, args.image_size, args.image_size)
-    if args.mean:
-        cfg["mean"] = tuple(args.mean)
-    if args.std:
-        cfg["std"] = tuple(args.std)
-    model.pretrained_cfg = cfg
-    labels = [name.strip() for name in args.label_names.split(",")] if args.label_names else None
-    try:
-        r2kd_hf.save_classifier(model, args.output_dir, label_names=labels)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    architecture = cfg["architecture"]
-    with open(os.path.join(args.output_dir, "README.md"), "w", encoding="utf-8") as handle:
-        handle.write(
-            f"---\nlibrary_name: timm\nlicense: apache-2.0\ntags: [image-classification, timm, r2kd_hf]\n---\n\n# {architecture}\n\n"
-            f"Converted with `r2kd_hf` (`scripts/convert_teacher.py`) from the reference checkpoint "
-            f"`{os.path.basename(args.checkpoint)}` (architecture `{args.arch}`), loaded strictly without unpickling.\n\n"
-            "```python\nimport r2kd_hf, timm  # r2kd_hf registers the cifar_* architectures\n"
-            "model = timm.create_model('hf-hub:<this repo>', pretrained=True)\n```\n"
-        )
-    print(f"wrote {args.output_dir}: {architecture}, {model.num_classes} classes" + ("" if labels else " (no label names: pass --label_names)"))
-    if args.push_to_hub:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
-        api.create_repo(args.push_to_hub, exist_ok=True)
-        api.upload_folder(folder_path=args.output_dir, repo_id=args.push_to_hub)
-        print(f"pushed to {args.push_to_hub}")
-    return 0
-
+from r2kd_hf.app.convert_teacher import main
 
 if __name__ == "__main__":
     sys.exit(main())

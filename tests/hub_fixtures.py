@@ -1,7 +1,7 @@
 """Seed folders for the local Hub server: tiny dataset repos in the Hub's parquet layout and timm-format teachers.
 
 They stand in for the repos the shipped recipes name (``Donghyun99/CUB-200-2011``, ``zh-plus/tiny-imagenet``,
-``uoft-cs/cifar100``, ``anonauthors/cub200-timm-resnet50``), with the same splits, column names and class counts,
+``uoft-cs/cifar100``, ``timm/resnet50.a1_in1k``), with the same splits, column names and class counts,
 so a recipe runs end to end against ``HF_ENDPOINT=http://127.0.0.1:<port>`` with only size overrides.
 """
 

@@ -155,3 +155,16 @@ def test_every_shipped_recipe_parses_with_valid_overrides_and_mistakes_name_the_
                           (["--second_view", "mosaic"], "Unknown second_view 'mosaic'")):
         with pytest.raises(ValueError, match=message):
             parse_recipe(argv)
+
+
+@pytest.mark.parametrize("name", ["cifar_resnet8", "cifar_wrn_16_2", "cifar_vgg8", "cifar_mobilenetv2", "cifar_shufflenetv2"])
+def test_cifar_networks_carry_what_timm_reads(name):
+    """timm's own distillation task and data-config helpers take a cifar_* network like one of timm's."""
+    from timm.task import LogitDistillationTask
+
+    student, teacher = timm.create_model(name, num_classes=4), timm.create_model(name, num_classes=4)
+    assert student.in_chans == 3
+    out = LogitDistillationTask(student, teacher, verbose=False)(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
+    assert torch.isfinite(out["loss"]) and out["output"].shape == (2, 4)
+    config = timm.data.resolve_data_config(model=student)
+    assert config["input_size"] == (3, 32, 32) and len(config["mean"]) == 3

@@ -3,7 +3,7 @@
 The local Hub server serves dataset repos in the Hub's parquet layout and a timm-format teacher under the exact ids
 the recipes name. Each recipe then runs through ``accelerate launch scripts/distill.py --recipe ...`` with only size
 overrides (tiny images, a tiny student, one epoch, CPU): the data are downloaded and verified, the teacher is
-validated and pruned, the student is distilled, evaluated, saved, and (CUB) pushed and pulled back three ways.
+validated and pruned (CUB: first fine-tuned from ImageNet weights), the student is distilled, evaluated, saved, and (CUB) pushed and pulled back three ways.
 """
 
 import json
@@ -26,8 +26,9 @@ TOKEN = "hf_secret_test_token"
 def hub(tmp_path_factory):
     root = tmp_path_factory.mktemp("hub")
     seed = str(root / "seed")
-    cub_labels = image_dataset_repo(seed, "Donghyun99/CUB-200-2011", {"train": 200, "test": 200}, classes=200, size=24)
-    timm_teacher_repo(seed, "anonauthors/cub200-timm-resnet50", "resnet50", cub_labels)
+    image_dataset_repo(seed, "Donghyun99/CUB-200-2011", {"train": 200, "test": 200}, classes=200, size=24)
+    # the ImageNet weights the CUB recipe fine-tunes its own teacher from (timm's repo id for resnet50.a1_in1k)
+    timm_teacher_repo(seed, "timm/resnet50.a1_in1k", "resnet50", [f"imagenet_{i}" for i in range(1000)])
     image_dataset_repo(seed, "zh-plus/tiny-imagenet", {"train": 200, "valid": 200}, classes=200, size=64, seed=1)
     image_dataset_repo(seed, "uoft-cs/cifar100", {"train": 100, "test": 100}, classes=100, image_column="img",
                        label_column="fine_label", size=32, seed=2, extra_label="coarse_label")
@@ -43,7 +44,7 @@ def hub(tmp_path_factory):
         server.kill()
         raise RuntimeError("the local hub server did not start")
     endpoint = f"http://127.0.0.1:{open(port_file).read()}"
-    yield {"endpoint": endpoint, "store": port_file + ".files", "home": str(root / "hf_home")}
+    yield {"endpoint": endpoint, "store": port_file + ".files", "home": str(root / "hf_home"), "seed": seed}
     server.kill()
 
 
@@ -74,14 +75,22 @@ def test_fgvr_cub_headline_command_from_the_hub_to_the_hub(hub, tmp_path):
     out = tmp_path / "cub"
     out.mkdir()
     (out / "notes_from_an_earlier_run.txt").write_text("not this run's")  # a leftover must not be published
-    launch(hub, "fgvr_cub.yaml", out,
+    launch(hub, "fgvr_cub.yaml", out, "--train_teacher_epochs", "1",
            "--student", "cifar_resnet8", "--student_pretrained", "false", "--image_size", "32", "--num_train_epochs", "1",
            "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64", "--logging_steps", "2",
            "--verify_images", "true", "--push_to_hub", "true", "--hub_model_id", "tester/cub-student", "--hub_token", TOKEN,
            processes=2)
     summary = json.loads((out / "summary.json").read_text())
     rows = {row["model"]: row for row in summary["rows"]}
-    assert rows["teacher"]["params"] > 23_000_000  # the Hub's ResNet-50 teacher, 200 classes
+    assert rows["teacher"]["params"] > 23_000_000  # the run's own ResNet-50 teacher, 200 classes
+    # fine-tuned from the Hub's ImageNet weights (a short run moves them little), not trained from a random start
+    import torch
+    from safetensors.torch import load_file
+
+    start = load_file(os.path.join(hub["seed"], "models", "timm", "resnet50.a1_in1k", "model.safetensors"))["conv1.weight"]
+    tuned = load_file(str(out / "teacher" / "model.safetensors"))["conv1.weight"]
+    assert torch.nn.functional.cosine_similarity(start.flatten(), tuned.flatten(), dim=0) > 0.9
+    assert json.loads((out / "teacher" / "teacher_settings.json").read_text())["teacher_pretrained"] is True
     assert {"teacher_eval_accuracy", "pruned_teacher_eval_accuracy"} <= {k for e in logged(out) for k in e}  # validated
     assert summary["teacher_pruning"]["method"] == "l1_unstructured"
     assert summary["teacher_pruning"]["sparsity_overall"] == pytest.approx(0.1, abs=2e-3)
@@ -101,7 +110,7 @@ def test_fgvr_cub_headline_command_from_the_hub_to_the_hub(hub, tmp_path):
     assert results[0]["value"] == pytest.approx(summary["final_eval_accuracy"], abs=1e-6)
     assert not [f for f in os.listdir(pushed) if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
     card = open(os.path.join(pushed, "README.md")).read()
-    assert "base_model: anonauthors/cub200-timm-resnet50" in card and "Donghyun99/CUB-200-2011" in card
+    assert "resnet50.a1_in1k, fine-tuned from its pretrained weights" in card and "Donghyun99/CUB-200-2011" in card
     pull = subprocess.run([sys.executable, os.path.join(HERE, "pull_worker.py"), "tester/cub-student", str(out), "32"],
                           env=hub_env(hub), capture_output=True, text=True, timeout=300)
     assert pull.returncode == 0, pull.stderr[-4000:]

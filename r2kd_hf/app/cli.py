@@ -1,8 +1,9 @@
 """The command line's contract: one clear message and an exit code, a traceback only with ``--debug``.
 
 Exit codes: 0 success; 2 a usage, recipe or input error (unknown key or flag, out-of-range value, missing file, a
-dataset with fewer than two classes, a teacher folder trained with other settings, a damaged checkpoint), found before
-any training; 1 a runtime error (data, models, Hub, training); 130 interrupted.
+dataset with fewer than two classes, a teacher folder trained with other settings, a damaged checkpoint, an output
+folder another run holds), found before any training; 1 a runtime error (data, models, Hub, a NaN/inf loss, a failed
+write); 143 / 130 stopped by SIGTERM / SIGINT after writing a checkpoint.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main(argv: list[str] | None, job: Callable, default_recipe: str | None = Non
         print(f"error: {_message(error)}", file=sys.stderr)
         return 2
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    from ..faults import Preempted, is_write_failure, write_failure
     from ..messages import UsageError
 
     try:
@@ -46,12 +48,18 @@ def main(argv: list[str] | None, job: Callable, default_recipe: str | None = Non
             raise
         print(f"error: {_message(error)}", file=sys.stderr)
         return 2
+    except Preempted as stopped:  # SIGTERM/SIGINT: a checkpoint was written (save_on_signal)
+        print(f"{stopped}", file=sys.stderr)
+        return stopped.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the command line reports every failure the same way
         if debug:
             raise
+        if is_write_failure(error):
+            print(f"error: {write_failure(error, parsed[2].output_dir)}", file=sys.stderr)
+            return 1
         print(f"error: {type(error).__name__}: {_message(error)}\n(run again with --debug for the traceback)", file=sys.stderr)
         return 1
     return 0

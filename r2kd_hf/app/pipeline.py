@@ -13,10 +13,11 @@ import os
 
 from ..collate import ImageClassificationCollator
 from ..config import R2KDConfig
-from ..data import LoadedData, build_transforms, load_image_dataset, prepare_dataset, verify_images
+from ..data import LoadedData, PerSampleSeeds, build_transforms, load_image_dataset, prepare_dataset, verify_images
 from ..metrics import final_and_best, teacher_metrics
 from ..introspection import count_macs, count_parameters, unwrap
 from .recipe import DataArguments, ModelArguments
+from ..faults import NonFiniteLossError, checkpoint_problem, nonfinite_parameters
 from ..loading import (
     apply_data_config,
     build_student,
@@ -82,7 +83,8 @@ def cache_dir(data_args: DataArguments, kind: str) -> str:
     return os.path.join(home, "r2kd_hf", kind)
 
 
-def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArguments, output_dir: str | None = None):
+def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArguments, output_dir: str | None = None,
+                       seed: int = 42):
     """``(train, eval, skipped)``: the transformed splits, and the unreadable images dropped from each."""
     train_tf, eval_tf = build_transforms(
         data_config, style=data_args.transform_style, auto_augment=data_args.auto_augment,
@@ -116,8 +118,8 @@ def transformed_splits(data: LoadedData, data_config: dict, data_args: DataArgum
                 json.dump(removed, handle, indent=2)
         logger.warning("Skipped %d unreadable train and %d eval images (listed in skipped_images.json).",
                        len(removed["train"]), len(removed["eval"]))
-    if not in_memory and not data_args.streaming:
-        train_set = prepare_dataset(splits["train"], train_tf, skip)
+    if not in_memory and not data_args.streaming:  # per-sample seeds: a resumed run draws the same augmentations
+        train_set = PerSampleSeeds(prepare_dataset(splits["train"], train_tf, skip), seed)
     return train_set, prepare_dataset(splits["eval"], eval_tf, skip), removed
 
 
@@ -150,32 +152,13 @@ def resolve_resume(value, output_dir: str) -> str | None:
     return path
 
 
-def checkpoint_problem(path: str) -> str | None:
-    """Why ``path`` cannot be resumed from (a truncated model file, unreadable trainer state), or ``None``."""
-    from safetensors import safe_open
-
-    weights = os.path.join(path, "model.safetensors")
-    if not os.path.exists(weights):
-        return "it has no model.safetensors"
-    try:
-        with safe_open(weights, "pt"):
-            pass
-    except Exception as error:  # noqa: BLE001 - safetensors' own check of the header against the file size
-        return f"{weights} ({os.path.getsize(weights):,} bytes) is unreadable, probably cut short while writing ({str(error).splitlines()[0]})"
-    try:
-        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as handle:
-            json.load(handle)
-    except (OSError, ValueError):
-        return "its trainer_state.json is missing or unreadable"
-    return None
-
-
 TEACHER_SETTINGS = "teacher_settings.json"
 
 
 def teacher_settings(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig) -> dict:
     """What a teacher trained by the run depends on; recorded beside it, compared before it is reused."""
-    return {"teacher_arch": model_args.teacher_arch, "train_teacher_epochs": model_args.train_teacher_epochs,
+    return {"teacher_arch": model_args.teacher_arch, "teacher_pretrained": model_args.teacher_pretrained,
+            "train_teacher_epochs": model_args.train_teacher_epochs,
             "teacher_learning_rate": model_args.teacher_learning_rate or training_args.learning_rate,
             "dataset": data_args.dataset, "dataset_config": data_args.dataset_config, "train_split": data_args.train_split,
             "max_train_samples": data_args.max_train_samples, "image_size": data_args.image_size,
@@ -186,7 +169,8 @@ def teacher_settings(model_args: ModelArguments, data_args: DataArguments, train
 def teacher_run_arguments(model_args: ModelArguments, training_args: R2KDConfig, **training_overrides):
     """``(model_args, training_args)`` of a cross-entropy run of ``model.teacher_arch``: how every teacher is trained
     (``r2kd-train-teacher`` and a run's own teacher); the benchmarks use the same trainer with ``loss_name="none"``."""
-    model_args = dataclasses.replace(model_args, student=model_args.teacher_arch, prune_student=None, student_from_teacher=False)
+    model_args = dataclasses.replace(model_args, student=model_args.teacher_arch, student_pretrained=model_args.teacher_pretrained,
+                                     prune_student=None, student_from_teacher=False)
     return model_args, dataclasses.replace(training_args, loss_name="none", prune_teacher=False, second_view="none", **training_overrides)
 
 
@@ -201,6 +185,8 @@ def train_teacher(model_args: ModelArguments, data_args: DataArguments, training
     record = os.path.join(output_dir, TEACHER_SETTINGS)
     if os.path.exists(os.path.join(output_dir, "config.json")) and not model_args.retrain_teacher:
         recorded = json.load(open(record, encoding="utf-8")) if os.path.exists(record) else None
+        if recorded is not None:
+            recorded.setdefault("teacher_pretrained", False)  # records written before the field existed
         if recorded == wanted:
             logger.info("Reusing the teacher in %s (trained with the same settings)", output_dir)
             return output_dir
@@ -221,7 +207,16 @@ def train_teacher(model_args: ModelArguments, data_args: DataArguments, training
 
 
 def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig, info: dict, role: str = "student") -> dict:
-    """Train (``role="teacher"``: CE only) or distil, then evaluate, save, summarise and plot. Returns the summary."""
+    """Train (``role="teacher"``: CE only) or distil, then evaluate, save, summarise and plot. Returns the summary.
+
+    The output folder is held for the run's lifetime: a second run into it stops before any work (exit 2)."""
+    from ..faults import OutputDirLock
+
+    with OutputDirLock(training_args.output_dir):
+        return _run(model_args, data_args, training_args, info, role)
+
+
+def _run(model_args: ModelArguments, data_args: DataArguments, training_args: R2KDConfig, info: dict, role: str) -> dict:
     from transformers import set_seed
 
     if data_args.streaming:
@@ -251,8 +246,12 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: R2K
         student, model_args.prune_student, data_config["input_size"], model_args.student_prune_importance,
         model_args.student_prune_round_to, resume,
     )
-    train_set, eval_set, skipped = transformed_splits(data, data_config, data_args, training_args.output_dir)
+    train_set, eval_set, skipped = transformed_splits(data, data_config, data_args, training_args.output_dir, training_args.seed)
+    trained_here = model_args.teacher is None and training_args.uses_teacher
     lineage = {"teacher": teacher_spec, "teacher_revision": model_args.teacher_revision, "dataset": data.source,
+               "teacher_training": (f"{model_args.teacher_arch}, " + ("fine-tuned from its pretrained weights" if model_args.teacher_pretrained
+                                    else "from scratch") + f", cross-entropy, {model_args.train_teacher_epochs:g} epochs")
+               if trained_here else None,
                "train_split": data.train_split, "eval_split": data.eval_split, "recipe": info.get("recipe_text")}
     trainer = R2KDTrainer(model=student, args=training_args, teacher_model=teacher if teacher is not None else teacher_spec,
                           train_dataset=train_set, eval_dataset=eval_set, data_config=data_config, lineage=lineage,
@@ -269,6 +268,10 @@ def finish(trainer: R2KDTrainer, model_args: ModelArguments, data_args: DataArgu
            data_config: dict, student_report: dict | None, role: str, skipped: dict) -> dict:
     """After training: evaluate, save; on process zero ONNX, corruptions, card, recipe, summary and plots; one push."""
     training_args = trainer.args
+    broken = nonfinite_parameters(unwrap(trainer.accelerator.unwrap_model(trainer.model)))
+    if broken:  # never saved as the final model, never pushed
+        raise NonFiniteLossError(f"The trained {role} holds NaN or inf values ({len(broken)} tensors, first {broken[0]!r}); it was "
+                                 "not saved or pushed. Lower --learning_rate or use fp32 (see the troubleshooting table).")
     metrics = _latest_eval(trainer) or trainer.evaluate()  # no second pass when the last step was just evaluated
     if not training_args.push_to_hub:  # push_to_hub saves the model itself, once, with the final card
         trainer.save_model()

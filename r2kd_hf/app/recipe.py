@@ -43,7 +43,10 @@ class ModelArguments:
         "cores).")
     train_teacher_epochs: float = option(0.0, "When no teacher is given, first train one with cross-entropy for this many "
         "epochs (quickstart).")
-    teacher_arch: str = option("cifar_resnet20", "Architecture of a teacher trained by this run.")
+    teacher_arch: str = option("cifar_resnet20", "Architecture of a teacher trained by this run (a timm name; with "
+        "teacher_pretrained, one with pretrained weights such as resnet50.a1_in1k).")
+    teacher_pretrained: bool = option(False, "Start the run's own teacher from teacher_arch's pretrained weights, i.e. "
+        "fine-tune it on this dataset (needs the Hub, or timm's cache).")
     teacher_learning_rate: float | None = option(None, "Learning rate of that teacher training (default: the student's).")
     export_onnx: bool = option(False, "At the end, also write model.onnx next to the model (dynamic batch, opset 17), "
         "checked with ONNX Runtime against torch; the card says so. Needs the onnx extra (pip install 'r2kd_hf[onnx]').")
@@ -262,22 +265,25 @@ CLEAR_WORDS = ("none", "null", "[]")
 
 
 def _cleared_lists(argv: list[str], classes) -> tuple[dict[str, Any], list[str]]:
-    """``--<list field> none`` (or ``null``, ``[]``) clears a list a recipe sets (e.g. ``--lr_decay_epochs none``):
-    the field becomes ``None`` where it may be, else ``[]``. Returns those fields and the remaining arguments."""
-    lists: dict[str, bool] = {}  # list field -> may it be None
+    """``--<field> none`` (or ``null``; ``[]`` for lists) clears what a recipe sets, for every list field and every
+    field that may be ``None`` (e.g. ``--lr_decay_epochs none``, ``--dataset_config null``): the field becomes ``None``
+    where it may be, else ``[]``. Returns those fields and the remaining arguments."""
+    clearable: dict[str, bool] = {}  # field -> may it be None (else: a list, cleared to [])
     for cls in classes:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            members = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType) else (hints[f.name],)
-            if f.init and members and typing.get_origin(members[0]) is list and all(m is type(None) for m in members[1:]):
-                lists[f.name] = len(members) > 1
+            hint = hints[f.name]
+            members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+            optional = type(None) in members
+            if f.init and (optional or typing.get_origin(members[0]) is list):
+                clearable[f.name] = optional
     cleared: dict[str, Any] = {}
     rest: list[str] = []
     i = 0
     while i < len(argv):
         flag = argv[i][2:] if argv[i].startswith("--") else None
-        if flag in lists and i + 1 < len(argv) and argv[i + 1].lower() in CLEAR_WORDS:
-            cleared[flag] = None if lists[flag] else []
+        if flag in clearable and i + 1 < len(argv) and argv[i + 1].lower() in CLEAR_WORDS:
+            cleared[flag] = None if clearable[flag] else []
             i += 2
             continue
         rest.append(argv[i])

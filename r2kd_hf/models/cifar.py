@@ -34,6 +34,7 @@ class _CifarClassifier(nn.Module):
     classifier_name = "fc"
     num_features: int
     num_classes: int
+    in_chans: int
 
     def _make_head(self, num_classes: int) -> nn.Module:
         return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
@@ -110,6 +111,7 @@ class CifarResNet(_CifarClassifier):
 
     def __init__(self, depth: int, widths: tuple[int, int, int, int], num_classes: int = 100, in_chans: int = 3, **_):
         super().__init__()
+        self.in_chans = in_chans  # timm models carry it (timm.task and data-config helpers read it)
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}.")
         blocks = (depth - 2) // 6
@@ -165,6 +167,7 @@ class WideResNet(_CifarClassifier):
 
     def __init__(self, depth: int, widen: int, num_classes: int = 100, in_chans: int = 3, **_):
         super().__init__()
+        self.in_chans = in_chans  # timm models carry it (timm.task and data-config helpers read it)
         if (depth - 4) % 6:
             raise ValueError(f"WRN depth must be 6n+4, got {depth}.")
         count, widths = (depth - 4) // 6, [16, 16 * widen, 32 * widen, 64 * widen]
@@ -193,6 +196,7 @@ class CifarVGG(_CifarClassifier):
 
     def __init__(self, stages: list[list[int]], num_classes: int = 100, in_chans: int = 3, **_):
         super().__init__()
+        self.in_chans = in_chans  # timm models carry it (timm.task and data-config helpers read it)
         cin = in_chans
         for index, stage in enumerate(stages):
             layers: list[nn.Module] = []
@@ -247,6 +251,7 @@ class CifarMobileNetV2(_CifarClassifier):
 
     def __init__(self, width: float = 0.5, num_classes: int = 100, in_chans: int = 3, **_):
         super().__init__()
+        self.in_chans = in_chans  # timm models carry it (timm.task and data-config helpers read it)
         cin = int(32 * width)
         self.conv1 = _conv_bn_relu(in_chans, cin, 3, 2)
         stages = []
@@ -330,6 +335,7 @@ class CifarShuffleNetV2(_CifarClassifier):
 
     def __init__(self, widths=(116, 232, 464, 1024), repeats=(3, 7, 3), num_classes: int = 100, in_chans: int = 3, **_):
         super().__init__()
+        self.in_chans = in_chans  # timm models carry it (timm.task and data-config helpers read it)
         self.conv1, self.bn1 = nn.Conv2d(in_chans, 24, 1, bias=False), nn.BatchNorm2d(24)
         cin = 24
         for stage, (cout, count) in enumerate(zip(widths[:3], repeats), start=1):
