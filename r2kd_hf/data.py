@@ -348,7 +348,9 @@ class PerSampleSeeds(torch.utils.data.Dataset):
             np.random.set_state(saved[2])
 
     def __getattr__(self, name: str):
-        if name in ("dataset", "seed", "_epoch"):  # not set yet (unpickling): no recursion
+        # not the wrapped dataset's ``__getitems__`` (the DataLoader would fetch whole batches past the seeds), nor
+        # our own fields before they are set (unpickling)
+        if name.startswith("__") or name in ("dataset", "seed", "_epoch"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 

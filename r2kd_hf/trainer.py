@@ -338,6 +338,17 @@ class R2KDTrainer(Trainer):
             return self.lr_scheduler
         return super().create_scheduler(num_training_steps, optimizer)
 
+    def get_resumed_dataloader(self, dataloader, num_batches: int):
+        """``Trainer``'s loader that skips the trained batches of the resumed epoch, with that epoch told to the dataset.
+
+        accelerate's ``set_epoch`` does not reach the dataset through the skipping sampler (accelerate 1.15), and the
+        per-sample augmentation seeds (:class:`r2kd_hf.data.PerSampleSeeds`) need it for an exact resume."""
+        loader = super().get_resumed_dataloader(dataloader, num_batches)
+        dataset = getattr(loader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(math.floor(self.state.epoch or 0.0))
+        return loader
+
     def set_initial_training_values(self, args, dataloader):
         """``Trainer``'s own count of the run's length; the update steps in an epoch are kept for the step schedule."""
         values = super().set_initial_training_values(args, dataloader)

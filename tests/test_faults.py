@@ -131,6 +131,9 @@ def test_per_sample_seeds_make_augmentation_independent_of_order_workers_and_glo
 
             return torch.rand(2), random.random(), float(np.random.rand())
 
+        def __getitems__(self, indices):  # as datasets.Dataset has: a loader must not fetch through it, past the seeds
+            return [self[i] for i in indices]
+
     data = PerSampleSeeds(Draws(), seed=3)
     torch.manual_seed(0)
     before = torch.get_rng_state()
