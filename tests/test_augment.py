@@ -68,9 +68,12 @@ def test_policy_views_keep_shape_and_range():
 def test_cutmixpick_keeps_highest_entropy_on_clean_logits():
     torch.manual_seed(4)
     x = batch(4)
-    logits = torch.tensor([[10.0, 0.0], [0.0, 0.0], [5.0, 0.0], [1.0, 0.0]])
+    logits = torch.tensor([[10.0, 0.0], [0.0, 0.0], [5.0, 0.0], [1.0, 0.0]])  # entropy: row 1 > row 3 > row 2 > row 0
+    torch.manual_seed(4)
+    mixed = CutMix()(x)  # the same draws CutMixPick makes first
+    torch.manual_seed(4)
     out = CutMixPick(n_pick=2)(x, teacher_logits=logits)
-    assert out.shape[0] == 2
+    assert torch.equal(out, mixed[torch.tensor([1, 3])])  # the two highest-entropy rows, in that order
     with pytest.raises(ValueError, match="needs the teacher"):
         CutMixPick()(x)
 

@@ -103,7 +103,13 @@ def test_validation_callback_alone_measures_the_teacher():
     callback = TeacherValidationCallback(ensemble, BlobImages(32, seed=3), batch_size=16)
     state = types.SimpleNamespace(global_step=0, log_history=[], is_world_process_zero=True)
     callback.on_train_begin(None, state, None)
-    assert 0.0 <= state.log_history[-1]["teacher_eval_accuracy"] <= 1.0
+    data = BlobImages(32, seed=3)  # the accuracy by hand: the teacher in eval mode on every image
+    teacher = TinyNet(seed=1).eval()
+    with torch.no_grad():
+        predicted = teacher(data.images).argmax(1)
+    expected = float((predicted == data.labels).float().mean())
+    assert 0.0 < expected < 1.0  # a measurement that can be wrong either way
+    assert state.log_history[-1]["teacher_eval_accuracy"] == pytest.approx(expected, abs=1e-6)
     other_rank = types.SimpleNamespace(global_step=0, log_history=[], is_world_process_zero=False)
     callback.on_train_begin(None, other_rank, None)  # multi-process: only the main process spends time on it
     assert other_rank.log_history == []

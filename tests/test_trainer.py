@@ -40,15 +40,27 @@ def test_teacher_frozen_in_eval_mode_and_never_optimised(tmp_path):
 
 
 def test_every_term_is_logged_and_finite(tmp_path):
-    trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1),
-                          args=make_config(tmp_path, second_view="mixup"), train_dataset=BlobImages())
-    trainer.train()
-    logs = [e for e in trainer.state.log_history if "loss" in e]
-    assert logs
-    for entry in logs:
-        for term in ("ce", "kd_value", "kd_rank", "aug_kd_value", "aug_kd_rank"):
-            assert math.isfinite(entry[term]), (term, entry)
+    weights = dict(ce_weight=0.5, kd_weight=1.5, aug_kd_weight=0.25)
+
+    def logs(every):
+        trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1), train_dataset=BlobImages(64),
+                              args=make_config(tmp_path / str(every), second_view="mixup", logging_steps=every, **weights))
+        trainer.train()
+        return [e for e in trainer.state.log_history if "loss" in e]
+
+    each, pairs = logs(1), logs(2)  # 4 steps; the same run logged every step and every second step
+    assert len(each) == 4 and len(pairs) == 2
+    terms = ("ce", "kd_value", "kd_rank", "aug_kd_value", "aug_kd_rank")
+    for entry in each + pairs:
+        assert all(math.isfinite(entry[t]) for t in terms), entry
         assert "aug_ce" not in entry  # the augmented view gets KD terms only
+        # the loss is the weighted sum of its logged terms
+        total = (0.5 * entry["ce"] + 1.5 * (entry["kd_value"] + entry["kd_rank"])
+                 + 0.25 * (entry["aug_kd_value"] + entry["aug_kd_rank"]))
+        assert entry["loss"] == pytest.approx(total, rel=1e-3)
+    for k, entry in enumerate(pairs):  # each logged value is the mean over its logging interval, not a sum or the last
+        for t in terms:
+            assert entry[t] == pytest.approx((each[2 * k][t] + each[2 * k + 1][t]) / 2, rel=1e-4, abs=1e-6), (t, k)
 
 
 def test_augmented_view_reaches_student_and_teacher_identically(tmp_path):
