@@ -1,9 +1,10 @@
-"""Models in: the one way to load a student or a teacher, and the checks before training.
+"""Models in: the one way to load a student or a teacher.
 
-This module builds or loads the student and the teacher from names, folders, Hub ids or checkpoints (saved by
-:mod:`r2kd_hf.saving` or anyone else), builds the teacher side once (:func:`build_teacher`), checks that they and
-the dataset agree on the classes and on logits shapes, resolves the one ``data_config`` (image size, mean, std, interpolation) that the transforms, the
-second view and the teacher re-normalisation read, and prunes the student. The trainer receives ready modules.
+One rule decides what a model string names (:func:`model_kind`: checkpoint file, folder, timm name or ``hf-hub:``
+repo, Hub repo id), and every loader follows it: :func:`load_model` (any form), :func:`load_student` (folders and Hub
+repos written by :mod:`r2kd_hf.saving` or ``save_pretrained``, with the data config they record),
+:func:`build_teacher` (the teacher side, once) and :func:`build_student` (a timm name, a copy of the teacher, or any
+saved model), then the student's pruning. Agreement checks and the run's data config are :mod:`r2kd_hf.checks`.
 """
 
 from __future__ import annotations
@@ -15,21 +16,12 @@ import logging
 import os
 from typing import Any
 
-import torch
 from torch import nn
 
+from .checks import check_label_agreement
+from .introspection import REPO_ID_PATTERN, data_config_of, unwrap
 from .messages import hub_unreachable
 from .saving import CONFIG_NAME, WEIGHTS_NAME, apply_data_config
-from .introspection import (
-    DEFAULT_MEAN,
-    DEFAULT_STD,
-    REPO_ID_PATTERN,
-    data_config_of,
-    id2label_of,
-    logits_of,
-    num_labels_of,
-    unwrap,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -73,19 +65,19 @@ def load_model(
         raise TypeError(f"The {role} must be one of: {'; '.join(MODEL_SPEC_FORMS)}. Got {spec!r}.")
     from . import models as _models  # noqa: F401  (registers the paper's architectures with timm)
 
-    path = os.path.expanduser(spec)
-    if os.path.isfile(path):
+    kind = model_kind(spec)
+    if kind == "checkpoint":
         from .reference_checkpoints import CHECKPOINT_SUFFIXES, load_checkpoint
 
         if not spec.lower().endswith(CHECKPOINT_SUFFIXES):
             raise ValueError(f"The {role} {spec!r} is a file but not a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}).")
-        model = load_checkpoint(path, arch, num_labels=num_labels)
+        model = load_checkpoint(os.path.expanduser(spec), arch, num_labels=num_labels)
         if data_config:
             apply_data_config(model, data_config)
         return model
-    if not os.path.isdir(path) and (spec.startswith("hf-hub:") or _is_timm_name(spec)):
+    if kind == "timm":
         return _create_timm(spec, role=role, num_labels=num_labels, pretrained=pretrained)
-    if os.path.isdir(path) or (REPO_ID_PATTERN.match(spec) and not spec.startswith((".", "~"))):
+    if kind in ("folder", "hub"):
         return load_student(spec, revision=revision, **_label_kwargs(role, num_labels, id2label))
     looks_like_path = spec.startswith(("/", "./", "../", "~")) or os.sep in spec
     import timm
@@ -96,6 +88,26 @@ def load_model(
         f"Cannot load the {role}: {problem}." + (f" Close timm names: {', '.join(close)}." if close else "")
         + " A model can be given as: " + "; ".join(MODEL_SPEC_FORMS) + "."
     )
+
+
+def model_kind(spec: str) -> str:
+    """What a model string names: the one rule every loader follows (:func:`load_model`, :func:`build_student`,
+    :func:`load_student`'s file lookup).
+
+    ``"checkpoint"`` an existing file; ``"folder"`` an existing folder; ``"timm"`` ``hf-hub:<repo>`` or a timm name,
+    with or without a pretrained tag (``resnet18.a1_in1k``); ``"hub"`` an ``org/name`` Hub repo id; ``"unknown"``.
+    A local file or folder wins over a timm name or repo id of the same spelling.
+    """
+    path = os.path.expanduser(spec)
+    if os.path.isfile(path):
+        return "checkpoint"
+    if os.path.isdir(path):
+        return "folder"
+    if spec.startswith("hf-hub:") or _is_timm_name(spec):
+        return "timm"
+    if REPO_ID_PATTERN.match(spec) and not spec.startswith((".", "~")):
+        return "hub"
+    return "unknown"
 
 
 def _is_timm_name(name: str) -> bool:
@@ -133,9 +145,8 @@ def _label_kwargs(role: str, num_labels, id2label) -> dict:
 
 def _resolve(path_or_repo_id: str, filename: str, revision: str | None) -> str | None:
     """Local path of ``filename`` in a folder or Hub repo; None when the repo or folder does not have it."""
-    folder = os.path.expanduser(path_or_repo_id)
-    if os.path.isdir(folder) or not REPO_ID_PATTERN.match(path_or_repo_id) or path_or_repo_id.startswith((".", "~")):  # one rule with load_model
-        path = os.path.join(folder, filename)
+    if model_kind(path_or_repo_id) != "hub":  # a folder (or a path that does not exist: nothing to find there)
+        path = os.path.join(os.path.expanduser(path_or_repo_id), filename)
         return path if os.path.exists(path) else None
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
@@ -226,73 +237,6 @@ def _load_pruned_transformers(path_or_repo_id: str, config_path: str, record: di
     return model.eval()
 
 
-# ------------------------------------------------------------------------------------------------ agreement checks
-def dataset_label_names(dataset) -> list[str] | None:
-    """Class names from a ``datasets`` ``ClassLabel`` column named ``labels`` or ``label``."""
-    features = getattr(dataset, "features", None) or {}
-    for column in ("labels", "label"):
-        feature = features.get(column) if hasattr(features, "get") else None
-        if feature is not None and hasattr(feature, "names"):
-            return list(feature.names)
-    return None
-
-
-def check_label_agreement(student: nn.Module, teacher: nn.Module | None, label_names: list[str] | None = None) -> None:
-    """Fail before training when student, teacher and dataset disagree on the classes (count or order)."""
-    counts = {"student": num_labels_of(student), "teacher": num_labels_of(teacher) if teacher is not None else None}
-    counts["dataset"] = len(label_names) if label_names else None
-    known = {k: v for k, v in counts.items() if v}
-    if len(set(known.values())) > 1:
-        detail = ", ".join(f"{k} {v}" for k, v in known.items())
-        raise ValueError(
-            f"Class counts disagree ({detail}). Teacher, student and dataset must share one label set: use a teacher "
-            "fine-tuned on this dataset (scripts/train_teacher.py trains one) and create the student with "
-            "num_labels equal to the dataset's number of classes."
-        )
-    if label_names and teacher is not None and (teacher_names := id2label_of(teacher)):
-        for index, name in enumerate(label_names):
-            if teacher_names.get(index) != name:
-                raise ValueError(
-                    f"The teacher's label {index} is {teacher_names.get(index)!r} but the dataset's is {name!r}: the label "
-                    "orders differ, so distillation would teach the wrong classes. Re-map the dataset labels to the "
-                    "teacher's id2label (or fine-tune the teacher on this dataset)."
-                )
-
-
-def check_one_batch(student: nn.Module, teacher: nn.Module | None, batch: dict[str, torch.Tensor]) -> None:
-    """Run one collated batch through student and teacher (eval mode, no grad): shapes must agree."""
-    if "pixel_values" not in batch or "labels" not in batch:
-        raise KeyError(f"The training batch has keys {sorted(batch)}; it needs 'pixel_values' and 'labels'.")
-    pixel_values = batch["pixel_values"].to(next(student.parameters()).device)
-    with torch.no_grad():
-        was_training = student.training
-        student.eval()
-        student_shape = tuple(logits_of(student(pixel_values)).shape)
-        student.train(was_training)
-        if teacher is None:
-            return
-        teacher_shape = tuple(logits_of(teacher(pixel_values.to(next(teacher.parameters()).device))).shape)
-    if student_shape != teacher_shape:
-        raise ValueError(
-            f"Student logits {student_shape} and teacher logits {teacher_shape} differ in shape: the two models "
-            "predict different numbers of classes. Use a teacher trained on this dataset's label set."
-        )
-
-
-# -------------------------------------------------------------------------------------------------- data config
-def resolve_data_config(student: nn.Module, image_size: int | None = None, mean=None, std=None) -> dict[str, Any]:
-    """The one data config of a run: the student's timm config (ImageNet defaults otherwise) with overrides."""
-    config = dict(data_config_of(student) or {"input_size": (3, 224, 224), "interpolation": "bilinear", "crop_pct": 0.875,
-                                              "mean": DEFAULT_MEAN, "std": DEFAULT_STD})
-    if image_size:
-        config["input_size"] = (3, image_size, image_size)
-    if mean:
-        config["mean"] = tuple(mean)
-    if std:
-        config["std"] = tuple(std)
-    return config
-
-
 def build_teacher(teacher: str | nn.Module, student: nn.Module, *, label_names: list[str] | None = None,
                   renormalize: bool = True, revision: str | None = None, arch: str | None = None) -> nn.Module:
     """The teacher side of a run, built in one place and once: loaded (any of :data:`MODEL_SPEC_FORMS`; a module is
@@ -341,9 +285,7 @@ def build_student(spec: str, num_labels: int, id2label: dict[int, str], pretrain
         if teacher is None:
             raise ValueError("student_from_teacher needs a teacher.")
         return copy.deepcopy(unwrap(teacher)).train().requires_grad_(True)
-    import timm
-
-    if not os.path.isdir(os.path.expanduser(spec)) and (timm.is_model(spec.split(".")[0]) or spec.startswith("hf-hub:")):
+    if model_kind(spec) == "timm":
         return create_timm_classifier(spec, num_labels, id2label, pretrained=pretrained)
     return load_model(spec, role="student", num_labels=num_labels, id2label=id2label)
 

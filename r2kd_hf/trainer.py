@@ -34,7 +34,8 @@ from .metrics import topk_accuracy
 from .introspection import DEFAULT_MEAN, DEFAULT_STD, data_config_of, logits_of, unwrap
 from .faults import NonFiniteLossCallback, Preempted, PreemptionCallback
 from .saving import save_classifier
-from .loading import build_teacher, check_label_agreement, dataset_label_names, load_model
+from .checks import check_label_agreement, dataset_label_names
+from .loading import build_teacher, load_model
 from .teachers import TeacherEnsemble, resolve_teacher_precision
 
 logger = logging.getLogger(__name__)

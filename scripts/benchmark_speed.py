@@ -366,7 +366,7 @@ def main(argv=None) -> int:
     import r2kd_hf  # noqa: F401
     import timm
 
-    from r2kd_hf.loading import resolve_data_config
+    from r2kd_hf.checks import resolve_data_config
 
     scale, began = SCALES[opts.scale], time.time()
     sections = set(opts.only or ("rows", "data", "large", "parts", "timm") + (("ddp",) if opts.ddp else ()))

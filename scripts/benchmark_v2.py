@@ -95,7 +95,9 @@ def one_run(name, seed, scale, scale_name, splits, teacher_dir, args, corrupted_
     from r2kd_hf.evaluation import evaluate_accuracy
     from r2kd_hf.metrics import final_and_best
     from r2kd_hf.corruptions import evaluate_corruptions
-    from r2kd_hf.loading import apply_data_config, create_timm_classifier, resolve_data_config
+    from r2kd_hf.checks import resolve_data_config
+    from r2kd_hf.loading import create_timm_classifier
+    from r2kd_hf.saving import apply_data_config
 
     data, train, validation, test = splits
     student = create_timm_classifier(scale["student"], data.num_labels, data.id2label)
@@ -197,7 +199,9 @@ def train_teacher(splits, scale, teacher_dir, args, info_path) -> None:
     from r2kd_hf import R2KDTrainer
     from r2kd_hf.data import build_transforms, prepare_dataset
     from r2kd_hf.evaluation import evaluate_accuracy
-    from r2kd_hf.loading import apply_data_config, create_timm_classifier, resolve_data_config
+    from r2kd_hf.checks import resolve_data_config
+    from r2kd_hf.loading import create_timm_classifier
+    from r2kd_hf.saving import apply_data_config
 
     data, train, validation, test = splits
     teacher = create_timm_classifier(scale["teacher"], data.num_labels, data.id2label)

@@ -100,7 +100,9 @@ def train_strong_teacher(dataset: str, work_dir: str, use_cpu: bool, stop_after_
     from r2kd_hf import R2KDTrainer
     from r2kd_hf.data import build_transforms, prepare_dataset
     from r2kd_hf.evaluation import evaluate_accuracy
-    from r2kd_hf.loading import apply_data_config, create_timm_classifier, resolve_data_config
+    from r2kd_hf.checks import resolve_data_config
+    from r2kd_hf.loading import create_timm_classifier
+    from r2kd_hf.saving import apply_data_config
     from r2kd_hf.small_images import in_memory_split
 
     data, train, validation, test = teacher_splits(dataset)

@@ -76,7 +76,9 @@ def main(argv=None) -> int:
 
     from r2kd_hf import load_model
     from r2kd_hf.data import build_transforms, prepare_dataset
-    from r2kd_hf.loading import apply_data_config, create_timm_classifier, resolve_data_config
+    from r2kd_hf.checks import resolve_data_config
+    from r2kd_hf.loading import create_timm_classifier
+    from r2kd_hf.saving import apply_data_config
 
     scale = v2.SCALES["cpu"]
     data, train, validation, _ = v2.load_splits(args.dataset, scale)

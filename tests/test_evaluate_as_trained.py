@@ -53,7 +53,7 @@ def test_a_checkpoint_file_takes_the_given_data_config_and_a_teacher_file_the_st
     loaded = load_model(path, arch="cifar_resnet8", data_config={"input_size": (3, 64, 64), "mean": IMAGENET[0], "std": IMAGENET[1]})
     assert data_config_of(loaded)["input_size"] == (3, 64, 64) and data_config_of(loaded)["std"] == IMAGENET[1]
     student = create_timm_classifier("cifar_resnet8", 5, _names(5))
-    r2kd_hf.loading.apply_data_config(student, {"input_size": (3, 64, 64), "mean": IMAGENET[0], "std": IMAGENET[1]})
+    r2kd_hf.saving.apply_data_config(student, {"input_size": (3, 64, 64), "mean": IMAGENET[0], "std": IMAGENET[1]})
     # a .pth records no normalisation: it shares the run's, so it must not be re-normalised to CIFAR-100 statistics
     teacher = build_teacher(path, student, arch="cifar_resnet8")
     assert not isinstance(teacher, NormalizedTeacher) and data_config_of(teacher)["mean"] == IMAGENET[0]

@@ -11,7 +11,8 @@ from helpers import BlobImages, TinyNet
 from r2kd_hf import R2KDConfig, R2KDTrainer, TeacherEnsemble, TeacherPruningCallback
 from r2kd_hf.callbacks import TeacherValidationCallback
 from r2kd_hf.introspection import NormalizedTeacher
-from r2kd_hf.loading import apply_data_config, check_label_agreement, check_one_batch, resolve_data_config
+from r2kd_hf.checks import check_label_agreement, check_one_batch, resolve_data_config
+from r2kd_hf.saving import apply_data_config
 
 
 def test_setup_checks_shapes_and_labels_before_any_trainer():

@@ -135,7 +135,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from ..data import build_transforms, prepare_dataset
     from ..evaluation import evaluate_accuracy
     from ..introspection import count_macs, count_parameters, data_config_of
-    from ..loading import dataset_label_names, load_model, resolve_data_config
+    from ..checks import dataset_label_names, resolve_data_config
+    from ..loading import load_model
     from .pipeline import load_data, recipe_data_config
 
     data_args = data_arguments(args)

@@ -18,14 +18,9 @@ from ..metrics import final_and_best, teacher_metrics
 from ..introspection import count_macs, count_parameters, unwrap
 from .recipe import DataArguments, ModelArguments
 from ..faults import NonFiniteLossError, checkpoint_problem, nonfinite_parameters
-from ..loading import (
-    apply_data_config,
-    build_student,
-    check_one_batch,
-    load_model,
-    prune_student_or_resume,
-    resolve_data_config,
-)
+from ..checks import check_one_batch, resolve_data_config
+from ..loading import build_student, load_model, prune_student_or_resume
+from ..saving import apply_data_config
 from ..messages import UsageError
 from ..trainer import R2KDTrainer
 
