@@ -34,6 +34,8 @@ _EXPORTS = {
     "register_loss": "losses",
     "register_teacher_pruner": "pruning",
     "register_view": "augment",
+    "RunRecord": "run_record",
+    "PerSampleSeeds": "data",
     "save_classifier": "saving",
 }
 

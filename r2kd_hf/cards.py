@@ -59,7 +59,7 @@ def write_eval_results(trainer, output_dir: str) -> str | None:
     entries = [EvalResultEntry(dataset_id=dataset, task_id="image-classification", value=round(value, 6),
                                notes=f"{name} top-1 on the {split} split, r2kd_hf {trainer.args.loss_name}")
                for value, name in ((final, "final"), (best, "best")) if value is not None]
-    report = trainer.lineage.get("robustness_report")
+    report = trainer.run_record.robustness
     if report:
         entries.append(EvalResultEntry(dataset_id=dataset, task_id="image-classification", value=round(report["mca"], 6),
                                        notes=f"mean corruption accuracy ({report['benchmark']} constants, {split} split)"))
@@ -102,7 +102,7 @@ def _eval_results(trainer, extra_results: list[EvalResult] | None) -> list[EvalR
                           metric_type="accuracy", metric_value=round(value, 6), metric_name=metric_name)
                for value, metric_name in ((final, "final top-1"), (best, "best top-1")) if value is not None]
     results += list(extra_results or [])
-    report = lineage.get("robustness_report")
+    report = trainer.run_record.robustness
     if report:
         corrupted = f"{dataset}-C"
         for corruption, entry in report["per_corruption"].items():
@@ -125,12 +125,12 @@ def _tags_and_citations(trainer, student_record, teacher_report, extra_tags) -> 
     if student_record or (teacher_report and teacher_report["method"] == "structured"):
         tags.append("pruning")
         cites.append(citations.TORCH_PRUNING)
-    if trainer.lineage.get("robustness_report"):
+    if trainer.run_record.robustness:
         cites.append(citations.COMMON_CORRUPTIONS)
     return tags, [c for c in dict.fromkeys(cites) if c]
 
 
-def _sections(trainer, student, student_record, teacher_report) -> list[str]:
+def _sections(trainer, student, student_record, teacher_report) -> list[dict[str, str]]:
     """The card's tables: distillation, teacher, student, data and training."""
     args, lineage = trainer.args, trainer.lineage
     final, best = final_and_best(trainer.state.log_history)
@@ -156,22 +156,28 @@ def _sections(trainer, student, student_record, teacher_report) -> list[str]:
                  ("epochs", args.num_train_epochs), ("per-device batch", args.per_device_train_batch_size),
                  ("processes", args.world_size), ("learning rate", args.learning_rate), ("seed", args.seed),
                  ("final eval top-1", f"{final:.4f}" if final is not None else None), ("best eval top-1", f"{best:.4f}" if best is not None else None)]
-    return ["## Distillation", _table(loss_rows), "## Teacher", _table(teacher_rows), "## Student", _table(student_rows),
-            "## Data and training", _table(data_rows)]
+    return [{"title": "Distillation", "body": _table(loss_rows)}, {"title": "Teacher", "body": _table(teacher_rows)},
+            {"title": "Student", "body": _table(student_rows)}, {"title": "Data and training", "body": _table(data_rows)}]
 
 
-def _onnx_section(onnx: dict) -> list[str]:
-    return ["## ONNX", f"`model.onnx` (opset {onnx['opset']}, input `pixel_values` (batch, {', '.join(map(str, onnx['input_size']))}), "
+def _onnx_section(onnx: dict) -> dict[str, str]:
+    return {"title": "ONNX", "body": f"`model.onnx` (opset {onnx['opset']}, input `pixel_values` (batch, {', '.join(map(str, onnx['input_size']))}), "
             f"output `logits`, dynamic batch) was exported from this student and checked with ONNX Runtime: max abs "
             f"difference to torch {onnx['max_abs_diff']:.1e} on {onnx['check_batch']} images.\n\n```python\nimport "
             "onnxruntime as ort\nsession = ort.InferenceSession('model.onnx')\nlogits = session.run(['logits'], "
-            "{'pixel_values': pixel_values_numpy})[0]\n```"]
+            "{'pixel_values': pixel_values_numpy})[0]\n```"}
+
+
+CARD_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "model_card.md")
 
 
 def build_model_card(trainer, model_name: str | None = None, extra_tags: list[str] | None = None,
                      extra_results: list[EvalResult] | None = None) -> ModelCard:
-    """A ``huggingface_hub.ModelCard`` (``ModelCardData`` metadata, model-index) with the student's lineage."""
-    args, lineage = trainer.args, trainer.lineage
+    """A ``huggingface_hub.ModelCard`` rendered from ``templates/model_card.md`` (``ModelCardData`` metadata,
+    model-index) with the student's lineage and what the run recorded after training (``trainer.run_record``)."""
+    from .corruptions import robustness_markdown
+
+    args, lineage, record = trainer.args, trainer.lineage, trainer.run_record
     student = unwrap(trainer.model)
     student_record = record_of(student) or record_of(timm_module_of(student) or student)
     teacher_report = trainer.teachers.pruning_report if trainer.teachers is not None else None
@@ -187,15 +193,16 @@ def build_model_card(trainer, model_name: str | None = None, extra_tags: list[st
         datasets=[lineage["dataset"]] if lineage.get("dataset") else None, model_name=name if results else None,
         eval_results=results or None,
     )
-    body = [f"# {name}",
-            f"This image classifier was distilled with [r2kd_hf](https://arxiv.org/abs/2311.13934) from the teacher "
-            f"`{teacher_id}` with the **{args.loss_name}** loss." if teacher_id else "Trained with r2kd_hf (cross-entropy only).",
-            "## How to load", _usage(trainer), *_sections(trainer, student, student_record, teacher_report)]
-    if lineage.get("onnx"):
-        body += _onnx_section(lineage["onnx"])
-    if lineage.get("robustness"):
-        body += ["## Robustness (common corruptions)", lineage["robustness"]]
+    intro = (f"This image classifier was distilled with [r2kd_hf](https://arxiv.org/abs/2311.13934) from the teacher "
+             f"`{teacher_id}` with the **{args.loss_name}** loss." if teacher_id else "Trained with r2kd_hf (cross-entropy only).")
+    sections = _sections(trainer, student, student_record, teacher_report)
+    if record.onnx:
+        sections.append(_onnx_section(record.onnx))
+    if record.robustness:
+        sections.append({"title": "Robustness (common corruptions)", "body": robustness_markdown(record.robustness)})
     if lineage.get("recipe"):
-        body += ["## Recipe", "```yaml\n" + lineage["recipe"].strip() + "\n```"]
-    body += ["## Citations", "```bibtex\n" + "\n\n".join(cites) + "\n```"] if cites else []
-    return ModelCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n\n".join(body) + "\n")
+        sections.append({"title": "Recipe", "body": "```yaml\n" + lineage["recipe"].strip() + "\n```"})
+    if cites:
+        sections.append({"title": "Citations", "body": "```bibtex\n" + "\n\n".join(cites) + "\n```"})
+    return ModelCard.from_template(data, template_path=CARD_TEMPLATE, model_name=name, intro=intro, usage=_usage(trainer),
+                                   sections=sections)

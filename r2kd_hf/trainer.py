@@ -33,6 +33,7 @@ from .losses import bind_loss
 from .metrics import topk_accuracy
 from .introspection import DEFAULT_MEAN, DEFAULT_STD, data_config_of, logits_of, unwrap
 from .faults import NonFiniteLossCallback, Preempted, PreemptionCallback
+from .run_record import RunRecord
 from .saving import save_classifier
 from .checks import check_label_agreement, dataset_label_names
 from .loading import build_teacher, load_model
@@ -102,6 +103,7 @@ class R2KDTrainer(Trainer):
         if dataset_name_of(train_dataset):
             self.lineage.setdefault("dataset", dataset_name_of(train_dataset))
         self.files_to_publish: set[str] = set()  # what push_to_hub uploads: the files this run wrote (names in output_dir)
+        self.run_record = RunRecord()  # what the end of the run adds (record_run): ONNX, robustness, its files
         teacher = self._teacher_module(args, teacher_model, model, label_names, teacher_revision, teacher_arch)
 
         callbacks = list(callbacks or [])
@@ -392,6 +394,12 @@ class R2KDTrainer(Trainer):
                 self.files_to_publish.update([*written, TRAINING_ARGS_JSON])
         if self.args.push_to_hub and not _internal_call:
             self.push_to_hub(commit_message="Model save")
+
+    def record_run(self, record: RunRecord) -> None:
+        """Add what the run measured or wrote after training (:class:`r2kd_hf.RunRecord`): the card shows its ONNX
+        export and robustness, and the push uploads its files with the model."""
+        self.run_record = self.run_record.merge(record)
+        self.files_to_publish.update(record.files)
 
     def create_model_card(self, model_name: str | None = None, tags: list[str] | str | None = None, **kwargs) -> None:
         """Write ``README.md`` saying how the student was made (teacher, loss, pruning, data, metrics, recipe)."""
