@@ -1,10 +1,11 @@
-"""An exponential moving average (EMA) of the student's weights, as timm's training loop and distillation task keep.
+"""An exponential moving average (EMA) of the student's weights, kept by timm's own ``ModelEmaV3``.
 
 ``ema ← d·ema + (1 − d)·w`` after every optimiser step, for every floating-point parameter and buffer (BatchNorm
-running statistics included, as timm's ``ModelEmaV3``); integer buffers (``num_batches_tracked``) are copied. The
-average lives on the student's device, is evaluated beside the live weights (``eval_ema_*`` metrics), is saved in
-every checkpoint (``student_ema.safetensors``) so a resumed run continues the same average, and can be saved as the
-student at the end (``save_ema_student``).
+running statistics included); integer buffers (``num_batches_tracked``) are copied: ``ModelEmaV3.update`` without a
+step (a constant decay, no warm-up), as timm's training loop uses it. This module adds what a ``Trainer`` run needs
+around it: the average is evaluated beside the live weights (``eval_ema_*`` metrics), saved in every checkpoint
+(``student_ema.safetensors``) so a resumed run continues the same average, and can be saved as the student at the
+end (``save_ema_student``).
 """
 
 from __future__ import annotations
@@ -20,22 +21,24 @@ EMA_FILE = "student_ema.safetensors"
 
 
 class StudentEMA:
-    """The average itself: ``update``, ``save``/``load`` and ``applied_to`` (a context that swaps it into a model)."""
+    """timm's ``ModelEmaV3`` of the student, with ``save``/``load`` for checkpoints and ``applied_to`` (a context that
+    swaps the average into the live model)."""
 
     def __init__(self, model: nn.Module, decay: float):
+        from timm.utils import ModelEmaV3
+
         if not 0.0 < decay < 1.0:
             raise ValueError(f"student_ema_decay must be in (0, 1), got {decay}.")
         self.decay = decay
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.ema = ModelEmaV3(model, decay=decay)  # a copy on the student's device, in its dtype
 
-    @torch.no_grad()
+    @property
+    def shadow(self) -> dict[str, torch.Tensor]:
+        """The averaged state dict."""
+        return self.ema.module.state_dict()
+
     def update(self, model: nn.Module) -> None:
-        for key, value in model.state_dict().items():
-            shadow = self.shadow[key]
-            if shadow.is_floating_point():
-                shadow.lerp_(value.detach().to(shadow.dtype), 1.0 - self.decay)
-            else:
-                shadow.copy_(value)
+        self.ema.update(model)  # no step: the constant decay
 
     def save(self, folder: str) -> str:
         from safetensors.torch import save_file
@@ -50,8 +53,7 @@ class StudentEMA:
         path = os.path.join(folder, EMA_FILE)
         if not os.path.exists(path):
             return False
-        for key, value in load_file(path).items():
-            self.shadow[key].copy_(value)
+        self.ema.module.load_state_dict(load_file(path, device=str(next(self.ema.module.parameters()).device)))
         return True
 
     @contextlib.contextmanager

@@ -107,9 +107,10 @@ def report(output_dir: str, corruption_images: int) -> str:
             if os.path.exists(robustness):
                 with open(robustness, encoding="utf-8") as handle:
                     results[name[:-5]]["robustness"] = json.load(handle)
-    done = sum(1 for r in results.values() if "robustness" in r or not corruption_images)
-    lines = [f"# The R2KD authors' published TinyImageNet students, through r2kd_hf ({done} of {len(VIEWS) * len(PAIRS)} students"
-             + ("" if done == len(VIEWS) * len(PAIRS) else ", partial") + ")", "",
+    total, robust = len(VIEWS) * len(PAIRS), sum(1 for r in results.values() if "robustness" in r)
+    status = f"top-1/top-5 of {len(results)} of {total} students" + (f", robustness of {robust}" if corruption_images else "")
+    complete = len(results) == total and (robust == total or not corruption_images)
+    lines = [f"# The R2KD authors' published TinyImageNet students, through r2kd_hf ({status}{'' if complete else ', partial'})", "",
              "Real Tiny-ImageNet-200 validation split (10,000 images, 64x64, ImageNet mean/std, no resize). Robustness: the 15 "
              f"corruptions of Hendrycks & Dietterich with the Tiny-ImageNet-C constants, severities 1-5, on the first "
              f"{corruption_images:,} validation images; mCA is the mean over the 15 corruptions, mCA-10 over the first ten. "
