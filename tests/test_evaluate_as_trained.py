@@ -161,6 +161,9 @@ def test_every_list_field_can_be_cleared_from_the_command_line():
     _, data, training, _ = parse_recipe(["--recipe", "tinyimagenet/r2kd-resnet20_from_resnet56", "--max_steps", "30",
                                          "--lr_decay_epochs", "none", "--mean", "null", "--std", "[]", "--output_dir", "unused"])
     assert training.lr_decay_epochs is None and training.max_steps == 30 and data.mean is None and data.std is None
+    # TrainingArguments' own fields keep transformers' meaning: --report_to none is "no integration", not None ("all")
+    _, _, training, _ = parse_recipe(["--report_to", "none", "--output_dir", "unused"])
+    assert training.report_to in ([], ["none"], "none")
 
 
 def test_max_steps_keeps_the_epoch_milestones_at_the_real_epoch_length(tmp_path, caplog):

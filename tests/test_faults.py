@@ -148,3 +148,32 @@ def test_per_sample_seeds_make_augmentation_independent_of_order_workers_and_glo
     data.set_epoch(1)
     assert not torch.equal(data[0][0], forward[0][0])  # a new epoch draws new augmentations
     assert len({round(f[1], 12) for f in forward}) == 6  # and samples differ from each other
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_process_of_a_launch_stops_every_process_at_the_same_step(tmp_path):
+    """Under ``accelerate launch`` a signal to one rank (a scheduler may signal them one by one) stops all of them
+    after the same step, with one checkpoint of that step."""
+    import psutil
+
+    from test_multiprocess import accelerate_2_cpu
+
+    teacher = _teacher(tmp_path)
+    out = tmp_path / "ddp"
+    launcher = subprocess.Popen([*accelerate_2_cpu(), DISTILL, *SMALL, "--teacher", teacher, "--max_steps", "200",
+                                 "--save_strategy", "steps", "--save_steps", "1000", "--eval_strategy", "no", "--use_cpu", "true",
+                                 "--output_dir", str(out)], cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "teacher_pruning.json").exists():
+        time.sleep(0.2)
+    time.sleep(3.0)
+    workers = [p for p in psutil.Process(launcher.pid).children(recursive=True) if "distill.py" in " ".join(p.cmdline())]
+    assert len(workers) == 2, [p.cmdline() for p in workers]
+    workers[-1].send_signal(signal.SIGTERM)  # one rank only
+    _, stderr = launcher.communicate(timeout=300)
+    checkpoints = list(out.glob("checkpoint-*"))
+    assert len(checkpoints) == 1, (sorted(os.listdir(out)), stderr[-3000:])  # both ranks stopped after the same step
+    step = int(checkpoints[0].name.split("-")[1])
+    assert 0 < step < 200 and json.loads((checkpoints[0] / "trainer_state.json").read_text())["global_step"] == step
+    assert "Stopped by SIGTERM" in stderr and not (out / "model.safetensors").exists()

@@ -266,12 +266,18 @@ CLEAR_WORDS = ("none", "null", "[]")
 
 def _cleared_lists(argv: list[str], classes) -> tuple[dict[str, Any], list[str]]:
     """``--<field> none`` (or ``null``; ``[]`` for lists) clears what a recipe sets, for every list field and every
-    field that may be ``None`` (e.g. ``--lr_decay_epochs none``, ``--dataset_config null``): the field becomes ``None``
-    where it may be, else ``[]``. Returns those fields and the remaining arguments."""
+    field that may be ``None`` of r2kd_hf's own (e.g. ``--lr_decay_epochs none``, ``--dataset_config null``): the field
+    becomes ``None`` where it may be, else ``[]``. ``TrainingArguments``' fields keep transformers' own parsing
+    (``--report_to none`` means no integration). Returns those fields and the remaining arguments."""
+    from transformers import TrainingArguments
+
+    inherited = {f.name for f in dataclasses.fields(TrainingArguments)}  # their own words: --report_to none means none
     clearable: dict[str, bool] = {}  # field -> may it be None (else: a list, cleared to [])
     for cls in classes:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
+            if f.name in inherited:
+                continue
             hint = hints[f.name]
             members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
             optional = type(None) in members
