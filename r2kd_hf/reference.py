@@ -53,9 +53,8 @@ REFERENCE_POINTS: tuple[ReferencePoint, ...] = (
     ReferencePoint("pruned_teacher_weight", 0.3, "target = 0.7 teacher + 0.3 pruned teacher (logits)", "engine/cfg.py"),
     ReferencePoint("pruned_teacher_bn", "batch_stats", "the pruned copy stays in train mode: BatchNorm uses batch statistics", "distillers/_base.py"),
     ReferencePoint("transform_style", "cifar", "RandomCrop with padding + horizontal flip", "dataset/*.py"),
-    ReferencePoint("teacher_precision", "fp32", "fp32 teachers; bf16 teachers (an r2kd_hf option) against fp32 on R2KD "
-                   "full, 3 paired seeds: +0.3 +- 2.2 points, no difference measurable at that spread (none shown either), "
-                   "so the paper recipes keep fp32", "distillers/_base.py"),
+    ReferencePoint("teacher_precision", "fp32", "fp32 teachers (bf16 is an r2kd_hf option; its measured effect is in "
+                   "docs/benchmarks.md, fast path)", "distillers/_base.py"),
 )
 """Points with a single reference value; :func:`differences` compares a resolved recipe with them."""
 

@@ -418,7 +418,7 @@ class R2KDTrainer(Trainer):
 
     def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
         """``Trainer.init_hf_repo`` (called before any training when ``push_to_hub``), with an actionable error."""
-        from .cards import hub_access_error
+        from .hub import hub_access_error
 
         try:
             super().init_hf_repo(token=token, private=private)

@@ -215,7 +215,7 @@ def _run(model_args: ModelArguments, data_args: DataArguments, training_args: R2
     if data_args.streaming:
         check_streaming(data_args, training_args, model_args)
     if training_args.push_to_hub and training_args.should_save:  # before any work, the run's own teacher included
-        from ..cards import check_hub_access
+        from ..hub import check_hub_access
 
         check_hub_access(training_args)
     set_seed(training_args.seed)
