@@ -10,7 +10,8 @@ from typing import Any
 from transformers import TrainingArguments
 
 from .augment import available_views
-from .messages import FieldError, check_range, invalid_choice, option
+from .fields import FieldError, check_range, option
+from .messages import invalid_choice
 from .losses import available_losses, has_batch_wise_terms, hyper_parameter_names, validate_loss_kwargs
 from .pruning.teacher import available_teacher_pruners
 from .teachers import TEACHER_PRECISION_CHOICES

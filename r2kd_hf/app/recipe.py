@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..messages import FieldError, UsageError, check_range, option, unknown_key_message
+from ..fields import FieldError, check_range, option
+from ..messages import UsageError, unknown_key_message
 
 if TYPE_CHECKING:
     from ..config import R2KDConfig
