@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "R2KDConfig": "config",
     "R2KDTrainer": "trainer",
-    "TeacherEnsemble": "teachers",
+    "Teacher": "teacher",
+    "TeacherEnsemble": "teacher",
     "TeacherPruningCallback": "callbacks",
     "TeacherValidationCallback": "callbacks",
     "available_losses": "losses",

@@ -14,7 +14,7 @@ from .fields import FieldError, check_range, option
 from .messages import invalid_choice
 from .losses import available_losses, has_batch_wise_terms, hyper_parameter_names, validate_loss_kwargs
 from .pruning.teacher import available_teacher_pruners
-from .teachers import TEACHER_PRECISION_CHOICES
+from .teacher import TEACHER_PRECISION_CHOICES
 
 logger = logging.getLogger(__name__)
 PRUNED_TEACHER_BN_MODES = ("batch_stats", "running_stats")

@@ -98,9 +98,15 @@ class Preempted(Exception):
 
 
 class PreemptionCallback(TrainerCallback):
-    """On the first SIGTERM/SIGINT: finish the step, save a checkpoint, stop. A second signal exits at once."""
+    """On the first SIGTERM/SIGINT: finish the step, save a checkpoint, stop. A second signal exits at once.
+
+    One process reads its own flag after every step. Under several processes the flag is agreed (an all-reduce, a
+    host sync) every ``MULTI_PROCESS_CHECK_STEPS`` steps, not every step, so all processes stop at the same step
+    without a synchronisation point in every step.
+    """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    MULTI_PROCESS_CHECK_STEPS = 10
 
     def __init__(self):
         self.signum: int | None = None
@@ -123,6 +129,8 @@ class PreemptionCallback(TrainerCallback):
                 self.previous[sig] = signal.signal(sig, self._handler)
 
     def on_step_end(self, args, state, control, **kwargs):
+        if args.world_size > 1 and state.global_step % self.MULTI_PROCESS_CHECK_STEPS:
+            return
         signum = self._agreed_signal(args)
         if signum:
             self.signum = signum

@@ -32,14 +32,12 @@ def logits_of(output: Any) -> torch.Tensor:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """Strip DDP/compile/teacher-adapter wrappers."""
+    """Strip DDP and compile wrappers."""
     while True:
         if hasattr(model, "module") and isinstance(model.module, nn.Module):
             model = model.module
         elif hasattr(model, "_orig_mod"):
             model = model._orig_mod
-        elif isinstance(model, NormalizedTeacher):
-            model = model.model
         else:
             return model
 
@@ -86,36 +84,6 @@ def data_config_of(model: nn.Module) -> dict[str, Any] | None:
     from timm.data import resolve_model_data_config
 
     return resolve_model_data_config(inner)
-
-
-class NormalizedTeacher(nn.Module):
-    """Feeds a teacher inputs normalised for it, from inputs normalised for the student (on device, one FMA).
-
-    ``x_teacher = (x * std_s + mean_s - mean_t) / std_t = x * scale + shift``.
-    """
-
-    def __init__(self, model: nn.Module, student_mean, student_std, teacher_mean, teacher_std):
-        super().__init__()
-        self.model = model
-        s_mean, s_std = torch.tensor(student_mean), torch.tensor(student_std)
-        t_mean, t_std = torch.tensor(teacher_mean), torch.tensor(teacher_std)
-        self.register_buffer("scale", (s_std / t_std).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("shift", ((s_mean - t_mean) / t_std).view(1, -1, 1, 1), persistent=False)
-
-    def forward(self, pixel_values: torch.Tensor):
-        scale, shift = self.scale.to(pixel_values.dtype), self.shift.to(pixel_values.dtype)
-        return self.model(pixel_values * scale + shift)
-
-
-def maybe_renormalize_teacher(teacher: nn.Module, student: nn.Module) -> nn.Module:
-    """Wrap ``teacher`` in :class:`NormalizedTeacher` when both data configs are known and their mean/std differ."""
-    t_cfg, s_cfg = data_config_of(teacher), data_config_of(student)
-    if t_cfg is None or s_cfg is None:
-        return teacher
-    same = all(abs(a - b) < 1e-6 for key in ("mean", "std") for a, b in zip(t_cfg[key], s_cfg[key]))
-    if same:
-        return teacher
-    return NormalizedTeacher(teacher, s_cfg["mean"], s_cfg["std"], t_cfg["mean"], t_cfg["std"])
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -2,9 +2,10 @@
 
 One rule decides what a model string names (:func:`model_kind`: checkpoint file, folder, timm name or ``hf-hub:``
 repo, Hub repo id), and every loader follows it: :func:`load_model` (any form), :func:`load_student` (folders and Hub
-repos written by :mod:`r2kd_hf.saving` or ``save_pretrained``, with the data config they record),
-:func:`build_teacher` (the teacher side, once) and :func:`build_student` (a timm name, a copy of the teacher, or any
-saved model), then the student's pruning. Agreement checks and the run's data config are :mod:`r2kd_hf.checks`.
+repos written by :mod:`r2kd_hf.saving` or ``save_pretrained``, with the data config they record) and
+:func:`build_student` (a timm name, a copy of the teacher, or any saved model), then the student's pruning. The teacher
+of a run is :class:`r2kd_hf.teacher.Teacher` (it loads through :func:`load_model`); agreement checks and the run's
+data config are :mod:`r2kd_hf.checks`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from .checks import check_label_agreement
-from .introspection import REPO_ID_PATTERN, data_config_of, unwrap
+from .introspection import REPO_ID_PATTERN, unwrap
 from .messages import hub_unreachable
 from .saving import CONFIG_NAME, WEIGHTS_NAME, apply_data_config
 
@@ -235,20 +235,6 @@ def _load_pruned_transformers(path_or_repo_id: str, config_path: str, record: di
     model.load_state_dict(weights, strict=True)
     attach_record(model, record)
     return model.eval()
-
-
-def build_teacher(teacher: str | nn.Module, student: nn.Module, *, label_names: list[str] | None = None,
-                  renormalize: bool = True, revision: str | None = None, arch: str | None = None) -> nn.Module:
-    """The teacher side of a run, built in one place and once: loaded (any of :data:`MODEL_SPEC_FORMS`; a module is
-    used as it is), frozen, checked against the student's and the dataset's classes, and wrapped to re-normalise its
-    inputs when its timm normalisation differs from the student's. A checkpoint file records no normalisation: it is
-    taken to share the student's (the run's data config). :class:`~r2kd_hf.R2KDTrainer` calls it."""
-    from .introspection import maybe_renormalize_teacher
-
-    module = load_model(teacher, role="teacher", revision=revision, arch=arch, data_config=data_config_of(student))
-    module.eval().requires_grad_(False)
-    check_label_agreement(student, module, label_names)
-    return maybe_renormalize_teacher(module, student) if renormalize else module
 
 
 # ------------------------------------------------------------------------------------------------------ students

@@ -36,8 +36,8 @@ from .faults import NonFiniteLossCallback, Preempted, PreemptionCallback
 from .run_record import RunRecord
 from .saving import save_classifier
 from .checks import check_label_agreement, dataset_label_names
-from .loading import build_teacher, load_model
-from .teachers import TeacherEnsemble, resolve_teacher_precision
+from .loading import load_model
+from .teacher import Teacher, is_convolutional, resolve_teacher_precision
 
 logger = logging.getLogger(__name__)
 TRAINING_ARGS_JSON = "training_args.json"
@@ -62,7 +62,7 @@ class R2KDTrainer(Trainer):
         model: the student, an ``nn.Module`` (a string is loaded with :func:`r2kd_hf.load_model`).
         args: an :class:`R2KDConfig`.
         teacher_model: the teacher: an ``nn.Module``, or any spec :func:`r2kd_hf.load_model` reads (folder, Hub id,
-            timm name, reference checkpoint). Built once, by :func:`r2kd_hf.loading.build_teacher`.
+            timm name, reference checkpoint). Built once, as a :class:`r2kd_hf.teacher.Teacher`.
         teacher_revision / teacher_arch: the Hub revision of a teacher spec, the architecture of a checkpoint file.
         data_config: the run's data config (``mean``/``std`` for the policy views); default: the student's.
         lineage: facts for the model card (``teacher``, ``teacher_revision``, ``dataset``, ``eval_split``, ``recipe``...).
@@ -93,34 +93,21 @@ class R2KDTrainer(Trainer):
         if model is None:
             raise ValueError("Pass the student as `model=` (an nn.Module; strings go through r2kd_hf.load_model).")
         label_names = dataset_label_names(train_dataset)
-        model = self._in_memory_format(args, load_model(model, role="student", num_labels=len(label_names) if label_names else None))
-        if args.label_smoothing_factor and not hasattr(model, "config"):
-            # Trainer.__init__ reads model.config.problem_type when label smoothing is on (AttributeError otherwise)
-            raise ValueError("label_smoothing_factor needs a model with a transformers config: build the student with "
-                             "r2kd_hf.loading.create_timm_classifier(name, num_labels, id2label) or a transformers model "
-                             "class, or set label_smoothing_factor 0.")
+        model = self._student(args, model, label_names)
         self.lineage = dict(lineage or {})
         if dataset_name_of(train_dataset):
             self.lineage.setdefault("dataset", dataset_name_of(train_dataset))
         self.files_to_publish: set[str] = set()  # what push_to_hub uploads: the files this run wrote (names in output_dir)
         self.run_record = RunRecord()  # what the end of the run adds (record_run): ONNX, robustness, its files
-        teacher = self._teacher_module(args, teacher_model, model, label_names, teacher_revision, teacher_arch)
+        teacher = self._build_teacher(args, teacher_model, model, label_names, teacher_revision, teacher_arch)
 
-        callbacks = list(callbacks or [])
         self._loss_finite: torch.Tensor | None = None  # device-side: every training loss so far was finite
-        self.preemption = PreemptionCallback() if args.save_on_signal else None
-        callbacks += [c for c in (self.preemption,) if c is not None]
-        if args.stop_on_nonfinite_loss:
-            callbacks.append(NonFiniteLossCallback(self.losses_were_finite, args.output_dir))
-        pruning = [c for c in callbacks if isinstance(c, TeacherPruningCallback)]
-        if teacher is not None and args.prune_teacher and not pruning:
-            pruning = [TeacherPruningCallback()]
-            callbacks += pruning
+        callbacks, pruning = self._run_callbacks(args, list(callbacks or []), teacher)
         super().__init__(
             model=model, args=args, data_collator=data_collator or ImageClassificationCollator(), train_dataset=train_dataset,
             eval_dataset=eval_dataset, callbacks=callbacks, compute_metrics=compute_metrics or topk_accuracy, **kwargs,
         )
-        self.teachers = self._teacher_ensemble(teacher, pruning, eval_dataset) if teacher is not None else None
+        self.teacher = self._attach_teacher(teacher, pruning, eval_dataset) if teacher is not None else None
         data_config = data_config or data_config_of(model) or {}
         self.data_config = data_config  # what a saved student records: how it was fed (a transformers model: its processor)
         self.second_view = build_second_view(
@@ -140,40 +127,61 @@ class R2KDTrainer(Trainer):
         self.device_transform = getattr(train_dataset, "device_transform", None)
         self._augment_counter = (-1, 0)
 
+    def _student(self, args: R2KDConfig, model: nn.Module | str, label_names: list[str] | None) -> nn.Module:
+        """The student module (strings through :func:`r2kd_hf.load_model`), in the run's memory format."""
+        model = self._in_memory_format(args, load_model(model, role="student", num_labels=len(label_names) if label_names else None))
+        if args.label_smoothing_factor and not hasattr(model, "config"):
+            # Trainer.__init__ reads model.config.problem_type when label smoothing is on (AttributeError otherwise)
+            raise ValueError("label_smoothing_factor needs a model with a transformers config: build the student with "
+                             "r2kd_hf.loading.create_timm_classifier(name, num_labels, id2label) or a transformers model "
+                             "class, or set label_smoothing_factor 0.")
+        return model
+
+    def _run_callbacks(self, args: R2KDConfig, callbacks: list, teacher: Teacher | None) -> tuple[list, list]:
+        """``(callbacks, pruning callbacks)``: the user's plus the run's own (preemption, non-finite loss, pruning)."""
+        self.preemption = PreemptionCallback() if args.save_on_signal else None
+        callbacks += [c for c in (self.preemption,) if c is not None]
+        if args.stop_on_nonfinite_loss:
+            callbacks.append(NonFiniteLossCallback(self.losses_were_finite, args.output_dir))
+        pruning = [c for c in callbacks if isinstance(c, TeacherPruningCallback)]
+        if teacher is not None and args.prune_teacher and not pruning:
+            pruning = [TeacherPruningCallback()]
+            callbacks += pruning
+        return callbacks, pruning
+
     def _in_memory_format(self, args: R2KDConfig, model: nn.Module) -> nn.Module:
         """``channels_last`` for convolutional students, before the optimizer and any wrapper see the parameters."""
-        self.channels_last = args.channels_last and _is_convolutional(model)
+        self.channels_last = args.channels_last and is_convolutional(model)
         if args.channels_last and not self.channels_last:
             logger.warning("channels_last=True has no effect on %s: it has no 2-d convolution.", type(model).__name__)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
-    def _teacher_module(self, args, teacher_model, student, label_names, revision, arch) -> nn.Module | None:
-        """The teacher, built once (:func:`r2kd_hf.loading.build_teacher`), in the student's memory format."""
+    def _build_teacher(self, args: R2KDConfig, teacher_model, student, label_names, revision, arch) -> Teacher | None:
+        """The run's :class:`~r2kd_hf.teacher.Teacher`, built once, with the fast-path options (placed after
+        ``Trainer.__init__``, by :meth:`_attach_teacher`)."""
         if not args.uses_teacher:
             check_label_agreement(student, None, label_names)
             return None
         if teacher_model is None:
             raise ValueError(f"loss_name={args.loss_name!r} needs a `teacher_model`; use loss_name='none' to train with CE only.")
         self.lineage.setdefault("teacher", teacher_model if isinstance(teacher_model, str) else describe_source(teacher_model))
-        teacher = build_teacher(teacher_model, student, label_names=label_names, renormalize=args.renormalize_teacher_inputs,
-                                revision=revision, arch=arch)
-        return teacher.to(memory_format=torch.channels_last) if self.channels_last and _is_convolutional(teacher) else teacher
-
-    def _teacher_ensemble(self, teacher: nn.Module, pruning: list, eval_dataset) -> TeacherEnsemble:
-        """Placed like the student (never DDP-wrapped), with the fast-path options; the pruning and validation callbacks."""
-        args = self.args
-        ensemble = TeacherEnsemble(
-            self._place_frozen(teacher), args.pruned_teacher_weight, args.pruned_teacher_bn, args.fuse_teacher_views,
-            precision=resolve_teacher_precision(args.teacher_precision, args.device),
-            compile_mode=args.teacher_compile_mode if args.compile_teachers else None, module=teacher, place=self._place_frozen,
+        return Teacher.build(
+            teacher_model, student, label_names=label_names, renormalize=args.renormalize_teacher_inputs, revision=revision,
+            arch=arch, pruned_weight=args.pruned_teacher_weight, pruned_bn=args.pruned_teacher_bn, fuse_views=args.fuse_teacher_views,
+            precision=resolve_teacher_precision(args.teacher_precision, args.device), channels_last=self.channels_last,
+            compile_mode=args.teacher_compile_mode if args.compile_teachers else None,
         )
+
+    def _attach_teacher(self, teacher: Teacher, pruning: list, eval_dataset) -> Teacher:
+        """Placed like the student (never DDP-wrapped); the pruning and validation callbacks get it."""
+        teacher.place(self._place_frozen)
         for callback in pruning:
-            callback.ensemble = callback.ensemble or ensemble
-        if args.validate_teacher and eval_dataset is not None:
+            callback.teacher = callback.teacher or teacher
+        if self.args.validate_teacher and eval_dataset is not None:
             self.add_callback(TeacherValidationCallback(
-                ensemble, eval_dataset, args.per_device_eval_batch_size, args.teacher_validation_max_batches, self.data_collator
+                teacher, eval_dataset, self.args.per_device_eval_batch_size, self.args.teacher_validation_max_batches, self.data_collator
             ))
-        return ensemble
+        return teacher
 
     def _bare_student(self) -> nn.Module:
         return unwrap(self.accelerator.unwrap_model(self.model))
@@ -261,17 +269,17 @@ class R2KDTrainer(Trainer):
     def distillation_step(self, model, pixel_values, labels, student_logits) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``(loss, named terms)`` of one training batch: CE + KD on the clean view, KD on the second view."""
         args, gather = self.args, self.args.gather_across_processes and world_size() > 1
-        if self.teachers is None:  # cross-entropy only (teachers, baselines)
+        if self.teacher is None:  # cross-entropy only (teachers, baselines)
             s, y = gather_batch(student_logits, labels, equal_sizes=self._even_batches) if gather else (student_logits, labels)
             ce = self.cross_entropy(s, y)
             return args.ce_weight * ce, {"ce": ce}
         view, epoch = self.second_view, self.current_epoch_number
         picks_by_teacher = view is not None and view.needs_teacher_logits
         augmented = view(pixel_values) if view is not None and not picks_by_teacher else None
-        target, target_aug, raw_teacher = self.teachers.targets(pixel_values, augmented)
+        target, target_aug, raw_teacher = self.teacher.targets(pixel_values, augmented)
         if picks_by_teacher:  # reference cutmixpick: ranked by the raw teacher's entropy on the clean images
             augmented = view(pixel_values, teacher_logits=raw_teacher)
-            target_aug, _, _ = self.teachers.targets(augmented)
+            target_aug, _, _ = self.teacher.targets(augmented)
 
         s, t, y = gather_batch(student_logits, target, labels, equal_sizes=self._even_batches) if gather else (student_logits, target, labels)
         ce = self.cross_entropy(s, y)
@@ -470,7 +478,3 @@ def describe_source(model: nn.Module) -> str:
     cfg = getattr(inner, "pretrained_cfg", None) or getattr(getattr(inner, "timm_model", None), "pretrained_cfg", None) or {}
     source = cfg.get("hf_hub_id") or cfg.get("architecture")
     return f"{source} (timm)" if source else type(inner).__name__
-
-
-def _is_convolutional(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture
 def v3():
-    spec = importlib.util.spec_from_file_location("benchmark_v3_under_test", os.path.join(ROOT, "scripts", "benchmark_v3.py"))
+    spec = importlib.util.spec_from_file_location("benchmark_v3_under_test", os.path.join(ROOT, "benchmarks", "benchmark_v3.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # the committed teacher must be there: its hash keys the cache
     return module
@@ -80,8 +80,8 @@ def test_runs_from_another_teacher_are_refused(v3, tmp_path, capsys):
     assert json.loads(results.read_text()) == {"CE|0|deadbeef": other}  # nothing was overwritten
 
 
-def test_loading_the_script_does_not_put_scripts_on_sys_path(v3):
+def test_loading_the_script_does_not_put_its_folder_on_sys_path(v3):
     # a script named like a package (scripts/evaluate.py once was) would shadow it for everything imported afterwards
-    scripts = os.path.join(ROOT, "scripts")
+    scripts = os.path.join(ROOT, "benchmarks")
     assert all(os.path.abspath(entry or ".") != scripts for entry in sys.path)
     assert v3.v2.ROWS["R2KD full"] == v3.ROWS["R2KD full"]

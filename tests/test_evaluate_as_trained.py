@@ -13,8 +13,9 @@ import torch
 
 import r2kd_hf
 from r2kd_hf import load_model, load_student, save_classifier
-from r2kd_hf.introspection import NormalizedTeacher, data_config_of
-from r2kd_hf.loading import build_teacher, create_timm_classifier
+from r2kd_hf.introspection import data_config_of
+from r2kd_hf.loading import create_timm_classifier
+from r2kd_hf.teacher import Teacher
 
 from helpers import BlobImages, TinyNet
 
@@ -55,8 +56,8 @@ def test_a_checkpoint_file_takes_the_given_data_config_and_a_teacher_file_the_st
     student = create_timm_classifier("cifar_resnet8", 5, _names(5))
     r2kd_hf.saving.apply_data_config(student, {"input_size": (3, 64, 64), "mean": IMAGENET[0], "std": IMAGENET[1]})
     # a .pth records no normalisation: it shares the run's, so it must not be re-normalised to CIFAR-100 statistics
-    teacher = build_teacher(path, student, arch="cifar_resnet8")
-    assert not isinstance(teacher, NormalizedTeacher) and data_config_of(teacher)["mean"] == IMAGENET[0]
+    teacher = Teacher.build(path, student, arch="cifar_resnet8")
+    assert teacher.renormalize is None and data_config_of(teacher.module)["mean"] == IMAGENET[0]
 
 
 def test_a_transformers_native_student_saved_by_the_trainer_works_in_pipeline(tmp_path):

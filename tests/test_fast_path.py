@@ -15,7 +15,7 @@ from torchvision.transforms import functional as TF
 from r2kd_hf import R2KDConfig, R2KDTrainer
 from r2kd_hf.data import CorruptImageError, build_transforms, decode_image, load_image_dataset, prepare_dataset
 from r2kd_hf.small_images import InMemoryImages, SmallImageTransform, decode_split, in_memory_split
-from r2kd_hf.teachers import TeacherEnsemble, resolve_teacher_precision
+from r2kd_hf.teacher import Teacher, resolve_teacher_precision
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -124,20 +124,20 @@ def trained_digits_teacher():
 
 def test_every_teacher_option_matches_the_eager_fp32_logits(caplog):
     teacher, batch = trained_digits_teacher()
-    reference = TeacherEnsemble(teacher).targets(batch)[0]
+    reference = Teacher(teacher).targets(batch)[0]
     assert reference.dtype == torch.float32 and not reference.is_inference()
     # channels-last: the same convolutions in another memory layout, fp32 rounding only
-    channels_last = TeacherEnsemble(teacher.to(memory_format=torch.channels_last))
+    channels_last = Teacher(teacher.to(memory_format=torch.channels_last))
     torch.testing.assert_close(channels_last.targets(batch.contiguous(memory_format=torch.channels_last))[0], reference, atol=1e-5, rtol=1e-5)
     teacher = teacher.to(memory_format=torch.contiguous_format)
     # bf16 autocast: a real batch, argmax agreement and a relative bound
-    bf16 = TeacherEnsemble(teacher, precision=resolve_teacher_precision("bf16", torch.device("cpu"))).targets(batch)[0]
+    bf16 = Teacher(teacher, precision=resolve_teacher_precision("bf16", torch.device("cpu"))).targets(batch)[0]
     assert bf16.dtype == torch.float32
     assert (bf16.argmax(1) == reference.argmax(1)).float().mean() >= 0.97
     assert (bf16 - reference).norm() / reference.norm() < 0.03
     # torch.compile (or, where this machine cannot compile, the eager fallback with one warning)
-    with caplog.at_level(logging.WARNING, logger="r2kd_hf.teachers"):
-        compiled = TeacherEnsemble(teacher, compile_mode="default")
+    with caplog.at_level(logging.WARNING, logger="r2kd_hf.teacher"):
+        compiled = Teacher(teacher, compile_mode="default")
         torch.testing.assert_close(compiled.targets(batch)[0], reference, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(compiled.targets(batch[:7])[0], reference[:7], atol=1e-4, rtol=1e-4)  # a short last batch
     assert len([r for r in caplog.records if "compile" in r.getMessage()]) <= 1
@@ -146,12 +146,12 @@ def test_every_teacher_option_matches_the_eager_fp32_logits(caplog):
 def test_fp32_teachers_stay_fp32_inside_the_students_mixed_precision():
     """Trainer runs compute_loss under autocast when bf16/fp16 is on: teacher_precision='fp32' must still mean fp32."""
     teacher, batch = trained_digits_teacher()
-    reference = TeacherEnsemble(teacher).targets(batch)[0]
+    reference = Teacher(teacher).targets(batch)[0]
     with torch.autocast("cpu", dtype=torch.bfloat16):  # what Trainer(bf16=True) wraps the step in
         assert teacher(batch).dtype == torch.bfloat16  # the ambient autocast does reach a bare forward
-        fp32 = TeacherEnsemble(teacher).targets(batch)[0]
-        predictions = TeacherEnsemble(teacher).predictions(batch)["teacher"]
-        bf16 = TeacherEnsemble(teacher, precision=torch.bfloat16).targets(batch)[0]
+        fp32 = Teacher(teacher).targets(batch)[0]
+        predictions = Teacher(teacher).predictions(batch)["teacher"]
+        bf16 = Teacher(teacher, precision=torch.bfloat16).targets(batch)[0]
     torch.testing.assert_close(fp32, reference, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(predictions, reference, atol=1e-6, rtol=1e-6)
     assert not torch.allclose(bf16, reference, atol=1e-6, rtol=1e-6)  # bf16 teachers are still bf16 there
@@ -159,7 +159,7 @@ def test_fp32_teachers_stay_fp32_inside_the_students_mixed_precision():
 
 def test_targets_are_ordinary_tensors_usable_in_backward():
     teacher, batch = trained_digits_teacher()
-    target, _, raw = TeacherEnsemble(teacher).targets(batch)
+    target, _, raw = Teacher(teacher).targets(batch)
     student_logits = torch.randn(len(batch), 10, requires_grad=True)
     (student_logits * target).sum().backward()  # an inference tensor here would raise "cannot be saved for backward"
     assert torch.equal(student_logits.grad, target) and not raw.is_inference()
@@ -167,7 +167,7 @@ def test_targets_are_ordinary_tensors_usable_in_backward():
 
 def test_unavailable_options_warn_once_and_fall_back(monkeypatch, caplog):
     teacher, batch = trained_digits_teacher()
-    reference = TeacherEnsemble(teacher).targets(batch)[0]
+    reference = Teacher(teacher).targets(batch)[0]
 
     def broken_compile(module, mode=None):
         def fail(*args, **kwargs):
@@ -175,8 +175,8 @@ def test_unavailable_options_warn_once_and_fall_back(monkeypatch, caplog):
         return fail
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    with caplog.at_level(logging.WARNING, logger="r2kd_hf.teachers"):
-        ensemble = TeacherEnsemble(teacher, compile_mode="max-autotune")
+    with caplog.at_level(logging.WARNING, logger="r2kd_hf.teacher"):
+        ensemble = Teacher(teacher, compile_mode="max-autotune")
         for _ in range(3):
             torch.testing.assert_close(ensemble.targets(batch)[0], reference)
     warnings = [r.getMessage() for r in caplog.records if "compile" in r.getMessage()]
@@ -184,7 +184,7 @@ def test_unavailable_options_warn_once_and_fall_back(monkeypatch, caplog):
     assert resolve_teacher_precision("auto", torch.device("cpu")) is None  # no bf16 default on CPUs
     monkeypatch.setattr(torch, "autocast", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("unsupported dtype")))
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="r2kd_hf.teachers"):
+    with caplog.at_level(logging.WARNING, logger="r2kd_hf.teacher"):
         assert resolve_teacher_precision("fp16", torch.device("cpu")) is None
     assert any("fp16 is not available" in r.getMessage() and "fp32" in r.getMessage() for r in caplog.records)
 
@@ -220,8 +220,8 @@ def _run(tmp_path, name, max_steps, resume=None, in_memory=True, **overrides):
 def test_a_run_with_every_fast_option_trains_saves_and_resumes(tmp_path):
     options = dict(teacher_precision="bf16", channels_last=True, compile_teachers=True)
     full = _run(tmp_path, "full", 4, **options)
-    assert full.teachers.precision == torch.bfloat16 and full.channels_last
-    assert full.teachers.pruned is not None and full.device_transform is not None
+    assert full.teacher.precision == torch.bfloat16 and full.channels_last
+    assert full.teacher.pruned is not None and full.device_transform is not None
     losses = [e["loss"] for e in full.state.log_history if "loss" in e]
     assert len(losses) == 4 and all(np.isfinite(losses))
     full.save_model()

@@ -50,7 +50,7 @@ def test_structured_teacher_pruning_through_the_trainer(tmp_path):
     trainer = R2KDTrainer(model=create_timm_classifier("cifar_resnet8", 4, LABELS), teacher_model=create_timm_classifier("cifar_resnet8", 4, LABELS),
                           args=args, train_dataset=BlobImages(16))
     trainer.train()
-    assert trainer.teachers.pruning_report["method"] == "structured"
+    assert trainer.teacher.pruning_report["method"] == "structured"
     assert any("pruned_teacher_params" in e for e in trainer.state.log_history)
 
 

@@ -25,10 +25,11 @@ def run(command, cwd):
 
 
 def test_no_script_is_named_like_an_importable_module():
-    # `python scripts/x.py` puts scripts/ first on sys.path: a script named like an installed package (scripts/evaluate.py
+    # `python scripts/x.py` (or benchmarks/x.py) puts its folder first on sys.path: a script named like an installed package (scripts/evaluate.py
     # was, beside the `evaluate` package) would be imported in its place by anything in that process.
-    names = [os.path.splitext(os.path.basename(path))[0] for path in glob.glob(os.path.join(ROOT, "scripts", "*.py"))]
-    assert "distill" in names
+    paths = glob.glob(os.path.join(ROOT, "scripts", "*.py")) + glob.glob(os.path.join(ROOT, "benchmarks", "*.py"))
+    names = [os.path.splitext(os.path.basename(path))[0] for path in paths]
+    assert "distill" in names and "benchmark_speed" in names
     assert [name for name in names if importlib.util.find_spec(name) is not None] == []
 
 

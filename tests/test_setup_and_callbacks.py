@@ -8,9 +8,8 @@ import timm
 import torch
 
 from helpers import BlobImages, TinyNet
-from r2kd_hf import R2KDConfig, R2KDTrainer, TeacherEnsemble, TeacherPruningCallback
+from r2kd_hf import R2KDConfig, R2KDTrainer, Teacher, TeacherPruningCallback
 from r2kd_hf.callbacks import TeacherValidationCallback
-from r2kd_hf.introspection import NormalizedTeacher
 from r2kd_hf.checks import check_label_agreement, check_one_batch, resolve_data_config
 from r2kd_hf.saving import apply_data_config
 
@@ -34,10 +33,10 @@ def test_one_data_config_is_resolved_and_recorded_on_the_student():
     assert student.pretrained_cfg["input_size"] == (3, 64, 64) and student.pretrained_cfg["std"] == (0.229, 0.224, 0.225)
 
 
-def test_pruning_callback_alone_hands_the_copy_to_the_ensemble(tmp_path):
+def test_pruning_callback_alone_hands_the_copy_to_the_teacher(tmp_path):
     teacher = TinyNet(seed=1, width=16)
-    ensemble = TeacherEnsemble(teacher, pruned_weight=0.3, pruned_bn="running_stats")
-    callback = TeacherPruningCallback(ensemble=ensemble)
+    ensemble = Teacher(teacher, pruned_weight=0.3, pruned_bn="running_stats")
+    callback = TeacherPruningCallback(teacher=ensemble)
     args = types.SimpleNamespace(teacher_prune_method="l1_unstructured", teacher_prune_amount=0.1, output_dir=str(tmp_path), should_save=True)
     state = types.SimpleNamespace(global_step=0, log_history=[])
     callback.on_train_begin(args, state, None)
@@ -66,8 +65,9 @@ class EngineLike(torch.nn.Module):
 
 def test_pruning_under_an_engine_copies_the_bare_module_and_places_the_copy(tmp_path):
     teacher = TinyNet(seed=1, width=16)
-    ensemble = TeacherEnsemble(EngineLike(teacher), pruned_bn="running_stats", module=teacher, place=EngineLike)
-    callback = TeacherPruningCallback(ensemble=ensemble)
+    ensemble = Teacher(teacher, pruned_bn="running_stats").place(EngineLike)
+    assert isinstance(ensemble.placed, EngineLike) and ensemble.module is teacher
+    callback = TeacherPruningCallback(teacher=ensemble)
     args = types.SimpleNamespace(teacher_prune_method="l1_unstructured", teacher_prune_amount=0.1, output_dir=str(tmp_path), should_save=True)
     callback.on_train_begin(args, types.SimpleNamespace(global_step=0, log_history=[]), None)
     assert isinstance(ensemble.pruned, EngineLike) and isinstance(ensemble.pruned.module, TinyNet)  # placed once, not nested
@@ -100,7 +100,7 @@ def test_sharded_save_keeps_the_pruning_record(tmp_path, monkeypatch):
 
 
 def test_validation_callback_alone_measures_the_teacher():
-    ensemble = TeacherEnsemble(TinyNet(seed=1))
+    ensemble = Teacher(TinyNet(seed=1))
     callback = TeacherValidationCallback(ensemble, BlobImages(32, seed=3), batch_size=16)
     state = types.SimpleNamespace(global_step=0, log_history=[], is_world_process_zero=True)
     callback.on_train_begin(None, state, None)
@@ -134,11 +134,11 @@ def test_teacher_renormalisation_through_the_trainer(tmp_path):
     student = timm.create_model("cifar_resnet8", num_classes=4)
     teacher = timm.create_model("resnet18", num_classes=4, pretrained=False)  # ImageNet normalisation
     trainer = R2KDTrainer(model=student, teacher_model=teacher, args=_config(tmp_path, max_steps=1), train_dataset=BlobImages(16, size=32))
-    assert isinstance(trainer.teachers.teacher, NormalizedTeacher)
+    assert trainer.teacher.renormalize is not None
     trainer.train()
     off = R2KDTrainer(model=timm.create_model("cifar_resnet8", num_classes=4), teacher_model=teacher,
                       args=_config(tmp_path, max_steps=1, renormalize_teacher_inputs=False), train_dataset=BlobImages(16, size=32))
-    assert not isinstance(off.teachers.teacher, NormalizedTeacher)
+    assert off.teacher.renormalize is None
 
 
 def test_the_teacher_side_is_built_once_from_a_spec(tmp_path):
@@ -157,8 +157,8 @@ def test_the_teacher_side_is_built_once_from_a_spec(tmp_path):
                       report_to="none", save_strategy="no", disable_tqdm=True, validate_teacher=False, prune_teacher=True)
     trainer = R2KDTrainer(model=create_timm_classifier("cifar_resnet8", 4, labels), teacher_model=str(tmp_path / "teacher"),
                           args=args, train_dataset=BlobImages(16))
-    teacher = trainer.teachers.teacher
+    teacher = trainer.teacher.module
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
     shutil.rmtree(tmp_path / "teacher")
     trainer.train()
-    assert trainer.teachers.pruned is not None and trainer.lineage["teacher"] == str(tmp_path / "teacher")
+    assert trainer.teacher.pruned is not None and trainer.lineage["teacher"] == str(tmp_path / "teacher")

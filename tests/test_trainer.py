@@ -99,7 +99,7 @@ def test_pruned_teacher_sparsity_and_target_mix(tmp_path):
     trainer = R2KDTrainer(model=TinyNet(seed=2, width=16), teacher_model=teacher, args=args, train_dataset=BlobImages(),
                           eval_dataset=BlobImages(16, seed=5))
     trainer.train()
-    pruned = trainer.teachers.pruned
+    pruned = trainer.teacher.pruned
     for module_name in ("conv", "fc"):
         weight = getattr(pruned, module_name).weight
         expected = round(0.1 * weight.numel()) / weight.numel()
@@ -110,7 +110,7 @@ def test_pruned_teacher_sparsity_and_target_mix(tmp_path):
         assert torch.all(original[weight.flatten() == 0] <= threshold)
     assert torch.equal(teacher.conv.bias, pruned.conv.bias)
     x = BlobImages(4)[0]["pixel_values"].unsqueeze(0).repeat(4, 1, 1, 1)
-    target, _, _ = trainer.teachers.targets(x, None)
+    target, _, _ = trainer.teacher.targets(x, None)
     with torch.no_grad():
         expected = 0.7 * teacher(x) + 0.3 * pruned(x)
     torch.testing.assert_close(target, expected)
@@ -126,22 +126,22 @@ def test_pruned_teacher_batchnorm_modes(tmp_path, mode, expect_training):
     trainer.train()
     expected_calls = 2 if mode == "batch_stats" else 1
     # the copy inherits the teacher's call record up to the moment it was made (none: pruning runs first)
-    copied, pruned_calls = trainer.teachers.pruned.calls[:-expected_calls], trainer.teachers.pruned.calls[-expected_calls:]
+    copied, pruned_calls = trainer.teacher.pruned.calls[:-expected_calls], trainer.teacher.pruned.calls[-expected_calls:]
     assert len(copied) == 0
     # reference mode runs the two views in separate forwards (batch statistics), eval mode fuses them
     assert all(c["training"] is expect_training for c in pruned_calls)
     assert len(pruned_calls[-1]["input"]) == (16 if mode == "batch_stats" else 32)
-    assert all(not c["training"] for c in trainer.teachers.teacher.calls)
+    assert all(not c["training"] for c in trainer.teacher.module.calls)
 
 
 def test_pruning_happens_once(tmp_path):
     args = make_config(tmp_path, prune_teacher=True, max_steps=1)
     trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=TinyNet(seed=1), args=args, train_dataset=BlobImages())
     trainer.train()
-    first = trainer.teachers.pruned
+    first = trainer.teacher.pruned
     callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, TeacherPruningCallback))
     callback.on_train_begin(trainer.args, trainer.state, trainer.control)
-    assert trainer.teachers.pruned is first
+    assert trainer.teacher.pruned is first
     assert (tmp_path / "out" / "teacher_pruning.json").exists()
 
 
@@ -155,10 +155,10 @@ def test_resume_rebuilds_the_same_pruned_teacher(tmp_path):
     resumed = make(4)
     resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
     assert resumed.state.global_step == 4
-    assert resumed.teachers.pruning_report["fingerprint"] == first.teachers.pruning_report["fingerprint"]
+    assert resumed.teacher.pruning_report["fingerprint"] == first.teacher.pruning_report["fingerprint"]
     changed_teacher = make(4)
     with torch.no_grad():
-        changed_teacher.teachers.teacher.fc.weight.mul_(2.0)
+        changed_teacher.teacher.module.fc.weight.mul_(2.0)
     with pytest.raises(RuntimeError, match="differs from the one this run started with"):
         changed_teacher.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
 
@@ -211,14 +211,15 @@ def test_teacher_required_unless_ce_only(tmp_path):
 def test_teacher_inputs_are_renormalised_when_configs_differ():
     import timm
 
-    from r2kd_hf.introspection import NormalizedTeacher, maybe_renormalize_teacher
+    from r2kd_hf.introspection import data_config_of
+    from r2kd_hf.teacher import Teacher, input_transform
 
     student = timm.create_model("cifar_resnet8", num_classes=10)
     teacher = timm.create_model("resnet18", num_classes=10, pretrained=False)
-    wrapped = maybe_renormalize_teacher(teacher, student)
-    assert isinstance(wrapped, NormalizedTeacher)
-    assert maybe_renormalize_teacher(timm.create_model("cifar_resnet20", num_classes=10), student).__class__ is not NormalizedTeacher
-    teacher.eval()
+    transform = input_transform(teacher, data_config_of(student))
+    assert transform is not None
+    assert input_transform(timm.create_model("cifar_resnet20", num_classes=10), data_config_of(student)) is None
+    wrapped = Teacher(teacher, renormalize=transform)
     x = torch.randn(2, 3, 32, 32)
     s_mean, s_std = torch.tensor(student.pretrained_cfg["mean"]).view(1, 3, 1, 1), torch.tensor(student.pretrained_cfg["std"]).view(1, 3, 1, 1)
     t_mean, t_std = torch.tensor(teacher.pretrained_cfg["mean"]).view(1, 3, 1, 1), torch.tensor(teacher.pretrained_cfg["std"]).view(1, 3, 1, 1)
@@ -244,9 +245,9 @@ def test_fused_teacher_views_equal_separate_forwards(tmp_path):
     for fuse in (True, False):
         args = make_config(tmp_path / str(fuse), fuse_teacher_views=fuse, prune_teacher=True, pruned_teacher_bn="running_stats")
         trainer = R2KDTrainer(model=TinyNet(seed=2), teacher_model=teacher, args=args, train_dataset=BlobImages())
-        trainer.teachers.add_pruned_copy(*prune_teacher_copy(trainer.teachers.teacher, "l1_unstructured", 0.1))
+        trainer.teacher.add_pruned_copy(*prune_teacher_copy(trainer.teacher.module, "l1_unstructured", 0.1))
         x = torch.stack([BlobImages(8)[i]["pixel_values"] for i in range(8)])
-        targets.append(trainer.teachers.targets(x, x.flip(-1))[:2])
+        targets.append(trainer.teacher.targets(x, x.flip(-1))[:2])
     for fused, separate in zip(targets[0], targets[1]):
         torch.testing.assert_close(fused, separate, rtol=1e-5, atol=1e-5)
 
@@ -304,7 +305,7 @@ def test_cutmixpick_ranks_by_the_raw_teacher_not_the_pruned_mix(tmp_path):
         trainer.second_view.__class__.__call__ = original
     clean, logits = received[0]
     with torch.no_grad():
-        raw = trainer.teachers.teacher(clean)
+        raw = trainer.teacher(clean)
     torch.testing.assert_close(logits, raw)
 
 

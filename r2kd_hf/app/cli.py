@@ -20,7 +20,7 @@ def _message(error: BaseException) -> str:
     return str(text).strip() or type(error).__name__
 
 
-def main(argv: list[str] | None, job: Callable, default_recipe: str | None = None) -> int:
+def main(argv: list[str] | None, job: Callable, default_recipe: str | None = None, default_output_dir: str | None = None) -> int:
     """Parse ``argv`` (recipe + overrides), then run ``job(model_args, data_args, training_args, info)``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -28,7 +28,7 @@ def main(argv: list[str] | None, job: Callable, default_recipe: str | None = Non
     from .recipe import parse_recipe
 
     try:
-        parsed = parse_recipe(argv, default_recipe=default_recipe)
+        parsed = parse_recipe(argv, default_recipe=default_recipe, default_output_dir=default_output_dir)
     except SystemExit as done:  # --help, --print_recipe (0) or argparse's own usage errors (2)
         return done.code if isinstance(done.code, int) else 2
     except USAGE_ERRORS as error:
@@ -36,14 +36,22 @@ def main(argv: list[str] | None, job: Callable, default_recipe: str | None = Non
             raise
         print(f"error: {_message(error)}", file=sys.stderr)
         return 2
+    output_dir = parsed[2].output_dir
+    return reported(lambda: (job(*parsed), _end_process_group()), debug=debug, output_dir=output_dir)
+
+
+def reported(action: Callable[[], object], *, debug: bool, usage_errors: tuple[type[BaseException], ...] = (),
+             output_dir: str | None = None) -> int:
+    """Run ``action`` and turn what it raises into one message on stderr and the exit code of this module's docstring
+    (a traceback only with ``debug``). ``usage_errors``: what counts as the user's input error (exit 2) besides
+    :class:`~r2kd_hf.messages.UsageError`; ``output_dir``: the folder a failed write names."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     from ..faults import Preempted, is_write_failure, write_failure
     from ..messages import UsageError
 
     try:
-        job(*parsed)
-        _end_process_group()
-    except UsageError as error:  # an input mistake found before training (the data, a stale teacher, a checkpoint)
+        action()
+    except (UsageError, *usage_errors) as error:  # an input mistake found before the work (data, a stale teacher, a checkpoint)
         if debug:
             raise
         print(f"error: {_message(error)}", file=sys.stderr)
@@ -57,8 +65,8 @@ def main(argv: list[str] | None, job: Callable, default_recipe: str | None = Non
     except Exception as error:  # noqa: BLE001 - the command line reports every failure the same way
         if debug:
             raise
-        if is_write_failure(error):
-            print(f"error: {write_failure(error, parsed[2].output_dir)}", file=sys.stderr)
+        if output_dir is not None and is_write_failure(error):
+            print(f"error: {write_failure(error, output_dir)}", file=sys.stderr)
             return 1
         print(f"error: {type(error).__name__}: {_message(error)}\n(run again with --debug for the traceback)", file=sys.stderr)
         return 1

@@ -33,10 +33,4 @@ def distill_main(argv: list[str] | None = None) -> int:
 def train_teacher_main(argv: list[str] | None = None) -> int:
     """Like ``r2kd-distill``, the embedded quickstart's settings without ``--recipe`` (SGD, its learning rate and
     batch, digits), into ``outputs/quickstart_teacher`` unless ``--output_dir`` says otherwise."""
-    import sys
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    given = {a.split("=")[0] for a in argv}
-    if "--recipe" not in given and "--output_dir" not in given:
-        argv += ["--output_dir", "outputs/quickstart_teacher"]
-    return main(argv, train_teacher, default_recipe=default_recipe())
+    return main(argv, train_teacher, default_recipe=default_recipe(), default_output_dir="outputs/quickstart_teacher")

@@ -20,7 +20,7 @@ import os
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="r2kd-convert-teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="the .pth/.pt/.safetensors file")
     parser.add_argument("--arch", required=True, help="network in the file: cifar_resnet32x4 or the reference name resnet32x4")
@@ -31,31 +31,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mean", type=float, nargs=3, default=None, help="normalisation mean used in training")
     parser.add_argument("--std", type=float, nargs=3, default=None, help="normalisation std used in training")
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="also upload the folder to this Hub repo")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def stated_data_config(args: argparse.Namespace) -> dict:
+    """The data config the user stated: the recipe's data section, then the flags (ValueError/OSError: a bad recipe)."""
+    stated = {}
+    if args.recipe:
+        from r2kd_hf.app.pipeline import recipe_data_config
+        from r2kd_hf.app.recipe import DataArguments, load_recipe_file
+
+        stated = recipe_data_config(DataArguments(**(load_recipe_file(args.recipe).get("data") or {})))
+    flags = {"input_size": (3, args.image_size, args.image_size) if args.image_size else None,
+             "mean": tuple(args.mean) if args.mean else None, "std": tuple(args.std) if args.std else None}
+    stated.update({k: v for k, v in flags.items() if v is not None})
+    return stated
+
+
+def write_card(args: argparse.Namespace, architecture: str) -> None:
+    with open(os.path.join(args.output_dir, "README.md"), "w", encoding="utf-8") as handle:
+        handle.write(
+            f"---\nlibrary_name: timm\nlicense: apache-2.0\ntags: [image-classification, timm, r2kd_hf]\n---\n\n# {architecture}\n\n"
+            f"Converted with `r2kd_hf` (`r2kd-convert-teacher`) from the reference checkpoint "
+            f"`{os.path.basename(args.checkpoint)}` (architecture `{args.arch}`), loaded strictly without unpickling.\n\n"
+            "```python\nimport r2kd_hf, timm  # r2kd_hf registers the cifar_* architectures\n"
+            "model = timm.create_model('hf-hub:<this repo>', pretrained=True)\n```\n"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     import r2kd_hf
     from r2kd_hf.reference_checkpoints import load_checkpoint
+    from r2kd_hf.saving import apply_data_config
 
     try:
         model = load_checkpoint(args.checkpoint, args.arch)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    stated = {}
-    if args.recipe:
-        from r2kd_hf.app.pipeline import recipe_data_config
-        from r2kd_hf.app.recipe import DataArguments, load_recipe_file
-
-        try:
-            stated = recipe_data_config(DataArguments(**(load_recipe_file(args.recipe).get("data") or {})))
-        except (ValueError, OSError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-    flags = {"input_size": (3, args.image_size, args.image_size) if args.image_size else None,
-             "mean": tuple(args.mean) if args.mean else None, "std": tuple(args.std) if args.std else None}
-    stated.update({k: v for k, v in flags.items() if v is not None})
-    from r2kd_hf.saving import apply_data_config
-
+    try:
+        stated = stated_data_config(args)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     apply_data_config(model, stated)
     cfg = dict(model.pretrained_cfg)
     if set(stated) != {"input_size", "mean", "std"}:
@@ -69,17 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    architecture = cfg["architecture"]
-    with open(os.path.join(args.output_dir, "README.md"), "w", encoding="utf-8") as handle:
-        handle.write(
-            f"---\nlibrary_name: timm\nlicense: apache-2.0\ntags: [image-classification, timm, r2kd_hf]\n---\n\n# {architecture}\n\n"
-            f"Converted with `r2kd_hf` (`r2kd-convert-teacher`) from the reference checkpoint "
-            f"`{os.path.basename(args.checkpoint)}` (architecture `{args.arch}`), loaded strictly without unpickling.\n\n"
-            "```python\nimport r2kd_hf, timm  # r2kd_hf registers the cifar_* architectures\n"
-            "model = timm.create_model('hf-hub:<this repo>', pretrained=True)\n```\n"
-        )
-    print(f"wrote {args.output_dir}: {architecture}, {model.num_classes} classes, {cfg['input_size'][-1]} px, mean {tuple(cfg['mean'])}, "
-          f"std {tuple(cfg['std'])}" + ("" if labels else " (no label names: pass --label_names)"))
+    write_card(args, cfg["architecture"])
+    print(f"wrote {args.output_dir}: {cfg['architecture']}, {model.num_classes} classes, {cfg['input_size'][-1]} px, "
+          f"mean {tuple(cfg['mean'])}, std {tuple(cfg['std'])}" + ("" if labels else " (no label names: pass --label_names)"))
     if args.push_to_hub:
         from huggingface_hub import HfApi
 

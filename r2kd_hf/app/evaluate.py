@@ -225,24 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     args = parser.parse_args([a for a in argv if a != "--debug"])
     check_arguments(parser, args)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    from .cli import USAGE_ERRORS, _message
+    from .cli import USAGE_ERRORS, reported
 
-    try:
-        metrics = evaluate(args)
-    except USAGE_ERRORS as error:  # the model, recipe, dataset or class order does not fit
-        if debug:
-            raise
-        print(f"error: {_message(error)}", file=sys.stderr)
-        return 2
-    except Exception as error:  # noqa: BLE001 - one message, a traceback only with --debug
-        if debug:
-            raise
-        print(f"error: {type(error).__name__}: {_message(error)}\n(run again with --debug for the traceback)", file=sys.stderr)
-        return 1
-    print(json.dumps(metrics, indent=2, default=str))
+    results: list[dict] = []
+    # the model, recipe, dataset or class order does not fit: a usage error (2)
+    code = reported(lambda: results.append(evaluate(args)), debug=debug, usage_errors=USAGE_ERRORS)
+    if code:
+        return code
+    print(json.dumps(results[0], indent=2, default=str))
     if args.output:
-        _write_json(args.output, metrics)
+        _write_json(args.output, results[0])
     return 0
 
 

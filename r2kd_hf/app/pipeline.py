@@ -172,7 +172,8 @@ def train_teacher(model_args: ModelArguments, data_args: DataArguments, training
 
     A teacher already in ``output_dir`` is reused only when the settings recorded with it match this run's; otherwise
     the run stops and says which setting differs (``retrain_teacher`` retrains it). ``max_steps`` is the student's: the
-    teacher trains for ``train_teacher_epochs``.
+    teacher trains for ``train_teacher_epochs``. The corruptions are measured on the student only (they cost as much
+    as the student's): ``r2kd-evaluate --model <output_dir>/teacher --corruptions all`` measures the teacher's.
     """
     wanted = teacher_settings(model_args, data_args, training_args)
     record = os.path.join(output_dir, TEACHER_SETTINGS)
@@ -192,7 +193,7 @@ def train_teacher(model_args: ModelArguments, data_args: DataArguments, training
         model_args, training_args, output_dir=output_dir, num_train_epochs=model_args.train_teacher_epochs or training_args.num_train_epochs,
         max_steps=-1, learning_rate=model_args.teacher_learning_rate or training_args.learning_rate, push_to_hub=False,
         save_strategy="no", load_best_model_at_end=False, resume_from_checkpoint=None)
-    run(teacher_model_args, data_args, teacher_args, info, role="teacher")
+    run(teacher_model_args, dataclasses.replace(data_args, corruptions=None), teacher_args, info, role="teacher")
     if teacher_args.should_save:
         with open(record, "w", encoding="utf-8") as handle:
             json.dump(wanted, handle, indent=2)
@@ -249,7 +250,7 @@ def _run(model_args: ModelArguments, data_args: DataArguments, training_args: R2
     trainer = R2KDTrainer(model=student, args=training_args, teacher_model=teacher if teacher is not None else teacher_spec,
                           train_dataset=train_set, eval_dataset=eval_set, data_config=data_config, lineage=lineage,
                           teacher_revision=model_args.teacher_revision, teacher_arch=model_args.teacher_arch)
-    check_one_batch(student, trainer.teachers.teacher if trainer.teachers is not None else None,
+    check_one_batch(student, trainer.teacher,
                     ImageClassificationCollator()([eval_set[i] for i in range(min(2, len(eval_set)))]))
     trainer.train(resume_from_checkpoint=resume)
     from .report import finish

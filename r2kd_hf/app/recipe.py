@@ -204,9 +204,12 @@ def load_recipe_file(path: str) -> dict[str, dict[str, Any]]:
 
 
 def parse_recipe(
-    argv: list[str] | None = None, default_recipe: str | None = None
+    argv: list[str] | None = None, default_recipe: str | None = None, default_output_dir: str | None = None
 ) -> tuple[ModelArguments, DataArguments, R2KDConfig, dict[str, Any]]:
     """Parse ``--recipe FILE`` plus command-line overrides into the three dataclasses.
+
+    Without ``--recipe``, ``default_recipe`` is read, and its output folder is ``default_output_dir`` when one is given
+    (``r2kd-train-teacher`` keeps its teacher apart from ``r2kd-distill``'s student).
 
     ``--print_recipe`` prints the fully resolved recipe (every field) as YAML and exits.
 
@@ -216,9 +219,11 @@ def parse_recipe(
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--recipe", default=default_recipe)
+    pre.add_argument("--recipe", default=None)
     pre.add_argument("--print_recipe", action="store_true")
     known, rest = pre.parse_known_args(argv)
+    recipe_given = known.recipe is not None
+    known.recipe = known.recipe or default_recipe
     if known.recipe:
         known.recipe = find_recipe(known.recipe)
     recipe = load_recipe_file(known.recipe) if known.recipe else {}
@@ -234,7 +239,9 @@ def parse_recipe(
     defaults = {key: value for values in recipe.values() for key, value in values.items()}
     if "output_dir" not in defaults and known.recipe:
         defaults["output_dir"] = os.path.join("outputs", os.path.splitext(os.path.basename(known.recipe))[0])
-    cleared, rest = _cleared_lists(rest, classes.values())
+    if default_output_dir and not recipe_given:
+        defaults["output_dir"] = default_output_dir
+    cleared, rest = _cleared_fields(rest, classes.values())
     parser.set_defaults(**defaults)
     namespace, extra = parser.parse_known_args(args=rest)
     for name, empty in cleared.items():
@@ -265,7 +272,7 @@ def parse_recipe(
 CLEAR_WORDS = ("none", "null", "[]")
 
 
-def _cleared_lists(argv: list[str], classes) -> tuple[dict[str, Any], list[str]]:
+def _cleared_fields(argv: list[str], classes) -> tuple[dict[str, Any], list[str]]:
     """``--<field> none`` (or ``null``; ``[]`` for lists) clears what a recipe sets, for every list field and every
     field that may be ``None`` of r2kd_hf's own (e.g. ``--lr_decay_epochs none``, ``--dataset_config null``): the field
     becomes ``None`` where it may be, else ``[]``. ``TrainingArguments``' fields keep transformers' own parsing

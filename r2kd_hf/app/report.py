@@ -95,12 +95,12 @@ def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_re
     final, best = final_and_best(trainer.state.log_history)
     rows = []
     measured = teacher_metrics(trainer.state.log_history)
-    teachers = trainer.teachers
-    if teachers is not None:
-        rows.append(("teacher", measured.get("teacher_eval_accuracy"), count_parameters(teachers.teacher), count_macs(teachers.teacher, size)))
-    if teachers is not None and teachers.pruned is not None:
-        nonzero = sum(int((p != 0).sum()) for p in unwrap(teachers.pruned).parameters())
-        rows.append(("pruned teacher", measured.get("pruned_teacher_eval_accuracy"), nonzero, count_macs(teachers.pruned, size)))
+    teacher = trainer.teacher
+    if teacher is not None:
+        rows.append(("teacher", measured.get("teacher_eval_accuracy"), count_parameters(teacher.module), count_macs(teacher.module, size)))
+    if teacher is not None and teacher.pruned is not None:
+        nonzero = sum(int((p != 0).sum()) for p in unwrap(teacher.pruned).parameters())
+        rows.append(("pruned teacher", measured.get("pruned_teacher_eval_accuracy"), nonzero, count_macs(teacher.pruned, size)))
         rows.append(("teacher mix", measured.get("teacher_mix_eval_accuracy"), None, None))
     rows.append((role, metrics.get("eval_accuracy"), count_parameters(trainer.model), count_macs(trainer.model, size)))
     lines = [f"{'model':<16}{'top-1':>8}{'params':>14}{'MACs':>16}", "-" * 54]
@@ -127,7 +127,7 @@ def summarize(trainer: R2KDTrainer, metrics: dict, data_config: dict, student_re
         "best_eval_accuracy": best,
         "metrics": metrics,
         "student_pruning": student_report,
-        "teacher_pruning": {k: v for k, v in ((teachers.pruning_report if teachers else None) or {}).items() if k != "sparsity_per_layer"} or None,
+        "teacher_pruning": {k: v for k, v in ((teacher.pruning_report if teacher else None) or {}).items() if k != "sparsity_per_layer"} or None,
         "plot": plot_path,
         "robustness": {k: robustness[k] for k in ("mca", "clean_accuracy", "benchmark", "images")} | {
             "per_corruption": {n: v["mean"] for n, v in robustness["per_corruption"].items()}} if robustness else None,

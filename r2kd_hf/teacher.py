@@ -1,7 +1,9 @@
-"""The distillation target: a frozen teacher, optionally mixed with a pruned copy of itself (R2KD).
+"""The teacher of a run: one object that owns what a teacher is in r2kd_hf.
 
-:class:`TeacherEnsemble` is the one object the trainer asks for targets. The pruning callback hands it the pruned
-copy (:meth:`TeacherEnsemble.add_pruned_copy`) before the first step; nothing else changes it during training.
+:class:`Teacher` is built from a module or any model spec (:meth:`Teacher.build`), frozen, checked against the
+student's and the dataset's classes, fed inputs re-normalised for it, kept in the student's memory format, run in its
+precision (and compiled when asked), and mixed with the pruned copy of itself that :class:`TeacherPruningCallback`
+adds before the first step. The trainer holds it; the callbacks use it; nothing else wraps a teacher.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .introspection import logits_of
-
+from .checks import check_label_agreement
+from .introspection import data_config_of, logits_of
 logger = logging.getLogger(__name__)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 TEACHER_PRECISION_CHOICES = (*PRECISIONS, "auto")
@@ -73,49 +75,95 @@ class CompiledForward:
         return self.module(pixel_values)
 
 
-class TeacherEnsemble(nn.Module):
-    r"""Targets ``z̃ = (1 - w)·z_t + w·z_p`` from a frozen teacher ``t`` and, once added, its pruned copy ``p``.
+def input_transform(teacher: nn.Module, student_config: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(scale, shift)`` that turn inputs normalised for the student into inputs normalised for the teacher, or
+    ``None`` when both data configs are not known or their mean/std agree.
+
+    ``x_teacher = (x * std_s + mean_s - mean_t) / std_t = x * scale + shift`` (one FMA on the device).
+    """
+    teacher_config = data_config_of(teacher)
+    if teacher_config is None or student_config is None:
+        return None
+    if all(abs(a - b) < 1e-6 for key in ("mean", "std") for a, b in zip(teacher_config[key], student_config[key])):
+        return None
+    s_mean, s_std = torch.tensor(student_config["mean"]), torch.tensor(student_config["std"])
+    t_mean, t_std = torch.tensor(teacher_config["mean"]), torch.tensor(teacher_config["std"])
+    return (s_std / t_std).view(1, -1, 1, 1), ((s_mean - t_mean) / t_std).view(1, -1, 1, 1)
+
+
+class Teacher(nn.Module):
+    r"""A frozen teacher and, once added, its pruned copy: targets ``z̃ = (1 - w)·z_t + w·z_p``.
 
     Reference behaviour (R2KD code): the teacher runs in eval mode; the pruned copy is left in train mode, so its
     BatchNorm uses batch statistics (``pruned_bn="batch_stats"``); ``"running_stats"`` keeps it in eval mode.
 
     Every forward runs under ``torch.inference_mode`` (no autograd records, no version counters); the targets are
-    handed back as ordinary tensors, so the losses may save them for backward.
+    handed back as ordinary tensors, so the losses may save them for backward. Calling the object gives the
+    teacher's logits for inputs normalised for the student.
 
     Args:
-        teacher: the frozen teacher (already placed on the training device).
+        module: the teacher network (frozen here; the pruning callback copies and prunes this bare module).
         pruned_weight: ``w``, the pruned copy's share of the target logits (reference 0.3).
         pruned_bn: ``"batch_stats"`` (reference) or ``"running_stats"``.
         fuse_views: one teacher forward over the clean and augmented views together (exact for eval-mode models).
         precision: autocast dtype of the teacher forwards (``None``: fp32, the reference); the logits are fp32.
         compile_mode: ``torch.compile`` the teacher and the pruned copy with this mode (``None``: eager).
-        module: the bare teacher module when ``teacher`` is a placement wrapper (a DeepSpeed inference engine): the
-            pruning callback copies and prunes this one, never the wrapper.
-        place: how the pruned copy is placed like the teacher (the trainer's own placement; default: as given).
+        renormalize: ``(scale, shift)`` from :func:`input_transform` (``None``: the inputs are fed as they come).
+        channels_last: keep the teacher (and its pruned copy) in channels-last memory format.
     """
 
-    def __init__(self, teacher: nn.Module, pruned_weight: float = 0.3, pruned_bn: str = "batch_stats", fuse_views: bool = True,
-                 precision: torch.dtype | None = None, compile_mode: str | None = None, module: nn.Module | None = None,
-                 place: Callable[[nn.Module], nn.Module] | None = None):
+    def __init__(self, module: nn.Module, pruned_weight: float = 0.3, pruned_bn: str = "batch_stats", fuse_views: bool = True,
+                 precision: torch.dtype | None = None, compile_mode: str | None = None,
+                 renormalize: tuple[torch.Tensor, torch.Tensor] | None = None, channels_last: bool = False):
         super().__init__()
-        self.teacher = teacher.eval().requires_grad_(False)
-        self.module = module if module is not None else teacher
-        self.place = place or (lambda m: m)
+        self.channels_last = channels_last
+        self.module = self._formatted(module.eval().requires_grad_(False))
+        self.placed: nn.Module = self.module  # what runs: the module, or the trainer's placement of it (DeepSpeed)
         self.pruned: nn.Module | None = None
         self.pruning_report: dict[str, Any] | None = None
         self.pruned_weight, self.pruned_bn, self.fuse_views = pruned_weight, pruned_bn, fuse_views
         self.precision, self.compile_mode = precision, compile_mode
-        # compiled once, here and in add_pruned_copy, on the bare modules: never an accelerate/DDP wrapper
-        self._run_teacher = CompiledForward(self.teacher, compile_mode) if compile_mode else self.teacher
+        self.renormalize = renormalize
+        self._place: Callable[[nn.Module], nn.Module] = lambda m: m
+        # compiled once, here (again in place()) and in add_pruned_copy, on bare modules: never an accelerate/DDP wrapper
+        self._run_teacher = self._compiled(self.placed)
         self._run_pruned: Callable | None = None
+
+    @classmethod
+    def build(cls, spec: str | nn.Module, student: nn.Module, *, label_names: list[str] | None = None,
+              renormalize: bool = True, revision: str | None = None, arch: str | None = None, **options: Any) -> Teacher:
+        """The teacher of a run, from a module (used as it is) or any of :data:`r2kd_hf.loading.MODEL_SPEC_FORMS`:
+        loaded, frozen, checked against the student's and the dataset's classes, and fed inputs re-normalised for it
+        when its data config's mean/std differ from the student's (``renormalize``). A checkpoint file records no
+        normalisation: it is taken to share the student's (the run's data config). ``options``: :class:`Teacher`'s."""
+        from .loading import load_model
+
+        student_config = data_config_of(student)
+        module = load_model(spec, role="teacher", revision=revision, arch=arch, data_config=student_config)
+        check_label_agreement(student, module, label_names)
+        return cls(module, renormalize=input_transform(module, student_config) if renormalize else None, **options)
+
+    def _formatted(self, module: nn.Module) -> nn.Module:
+        return module.to(memory_format=torch.channels_last) if self.channels_last and is_convolutional(module) else module
+
+    def _compiled(self, module: nn.Module) -> Callable:
+        return CompiledForward(module, self.compile_mode) if self.compile_mode else module
+
+    def place(self, place: Callable[[nn.Module], nn.Module]) -> Teacher:
+        """Run the teacher (and the pruned copy added later) as ``place`` prepares it: the trainer's device placement,
+        in evaluation mode (never DDP-wrapped), or a DeepSpeed inference engine. The bare module is what is pruned."""
+        self._place = place
+        self.placed = place(self.module)
+        self._run_teacher = self._compiled(self.placed)
+        return self
 
     def add_pruned_copy(self, pruned: nn.Module, report: dict[str, Any]) -> None:
         """Use ``pruned`` in the target mix from now on (called once, by :class:`TeacherPruningCallback`)."""
         if self.pruned is not None:
-            raise RuntimeError("This ensemble already has a pruned teacher; the teacher is pruned once per run.")
-        self.pruned = self.place(pruned.requires_grad_(False))
+            raise RuntimeError("This teacher already has a pruned teacher copy; the teacher is pruned once per run.")
+        self.pruned = self._place(self._formatted(pruned.requires_grad_(False)))
         self.pruning_report = report
-        self._run_pruned = CompiledForward(self.pruned, self.compile_mode) if self.compile_mode else self.pruned
+        self._run_pruned = self._compiled(self.pruned)
 
     def _autocast(self, device: torch.device):
         # fp32 teachers stay fp32 inside the student's mixed precision (Trainer's bf16/fp16 autocast wraps compute_loss)
@@ -123,9 +171,17 @@ class TeacherEnsemble(nn.Module):
             return torch.autocast(device.type, enabled=False)
         return torch.autocast(device.type, dtype=self.precision)
 
-    def train(self, mode: bool = True) -> TeacherEnsemble:
+    def _teacher_inputs(self, pixel_values: torch.Tensor | None) -> torch.Tensor | None:
+        if pixel_values is None or self.renormalize is None:
+            return pixel_values
+        scale, shift = self.renormalize
+        if scale.device != pixel_values.device:  # moved once, on the first batch
+            self.renormalize = scale, shift = scale.to(pixel_values.device), shift.to(pixel_values.device)
+        return pixel_values * scale.to(pixel_values.dtype) + shift.to(pixel_values.dtype)
+
+    def train(self, mode: bool = True) -> Teacher:
         # The teacher is always in eval mode; the pruned copy follows the reference's BatchNorm choice.
-        self.teacher.eval()
+        self.placed.eval()
         if self.pruned is not None:
             self.pruned.train(self.pruned_bn == "batch_stats")
         return self
@@ -133,10 +189,18 @@ class TeacherEnsemble(nn.Module):
     def mix(self, teacher_logits: torch.Tensor, pruned_logits: torch.Tensor) -> torch.Tensor:
         return torch.lerp(teacher_logits.float(), pruned_logits.float(), self.pruned_weight)
 
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The teacher's fp32 logits for inputs normalised for the student."""
+        self.train()
+        with torch.inference_mode(), self._autocast(pixel_values.device):
+            logits = logits_of(self._run_teacher(self._teacher_inputs(pixel_values))).float()
+        return logits.clone()
+
     def targets(self, clean: torch.Tensor, augmented: torch.Tensor | None = None):
         """``(target on clean, target on augmented or None, raw teacher logits on clean)``, fp32."""
         self.train()
         with torch.inference_mode(), self._autocast(clean.device):
+            clean, augmented = self._teacher_inputs(clean), self._teacher_inputs(augmented)
             teacher_clean, teacher_aug = _forward_views(self._run_teacher, clean, augmented, self.fuse_views)
             if self.pruned is None:
                 out = (teacher_clean.float(), None if teacher_aug is None else teacher_aug.float(), teacher_clean.float())
@@ -152,11 +216,20 @@ class TeacherEnsemble(nn.Module):
         """Logits of the teacher, and of the pruned copy and the mix when there is one (for validation)."""
         self.train()
         with torch.inference_mode(), self._autocast(pixel_values.device):
-            out = {"teacher": logits_of(self._run_teacher(pixel_values)).float()}
+            inputs = self._teacher_inputs(pixel_values)
+            out = {"teacher": logits_of(self._run_teacher(inputs)).float()}
             if self.pruned is not None:
-                out["pruned_teacher"] = logits_of(self._run_pruned(pixel_values)).float()
+                out["pruned_teacher"] = logits_of(self._run_pruned(inputs)).float()
                 out["teacher_mix"] = self.mix(out["teacher"], out["pruned_teacher"])
         return {k: v.clone() for k, v in out.items()}
+
+
+TeacherEnsemble = Teacher  # the name of earlier releases
+
+
+def is_convolutional(model: nn.Module) -> bool:
+    """Whether channels-last memory format can matter: the model has a 2-d convolution."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 def _forward_views(model: Callable, clean: torch.Tensor, augmented: torch.Tensor | None, fuse: bool):

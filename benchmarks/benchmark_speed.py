@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed of the distillation step where users train: one command, JSON + a markdown table.
 
-    python scripts/benchmark_speed.py --scale gpu --dataset <cifar10 parquet folder>   # one GPU, at most ~8 minutes
-    python scripts/benchmark_speed.py --scale cpu --dataset ../shared/data/cifar10     # this CPU: the ratios
+    python benchmarks/benchmark_speed.py --scale gpu --dataset <cifar10 parquet folder>   # one GPU, at most ~8 minutes
+    python benchmarks/benchmark_speed.py --scale cpu --dataset ../shared/data/cifar10     # this CPU: the ratios
 
 What it measures (every figure from this one run, side by side):
   32 px   images/s of the whole training step through R2KDTrainer (data loading included: the interval between two
@@ -352,7 +352,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", choices=SCALES, default="cpu")
     parser.add_argument("--dataset", default="../shared/data/cifar10", help="CIFAR-10 (any folder or Hub id); 'digits' works too.")
     parser.add_argument("--device", default=None, help="Default: cuda when available, else cpu.")
-    parser.add_argument("--output_dir", default="docs")
+    parser.add_argument("--output_dir", default="benchmarks/results")
     parser.add_argument("--ddp", action="store_true", help="Also time 2 CPU processes against 1 (cpu scale).")
     parser.add_argument("--only", nargs="+", default=None, choices=("rows", "data", "large", "parts", "timm", "ddp"))
     parser.add_argument("--mode", default="benchmark", choices=("benchmark", "ddp_step"), help=argparse.SUPPRESS)

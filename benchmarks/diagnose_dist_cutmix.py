@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Why DIST + CutMix is unstable (benchmark v2: -4.34 ± 2.61 points, CE 4.9-5.7 at epoch 0.7): the gradient of each view.
 
-    python scripts/diagnose_dist_cutmix.py --dataset ../shared/data/cifar10 --steps 140
+    python benchmarks/diagnose_dist_cutmix.py --dataset ../shared/data/cifar10 --steps 140
 
 Benchmark v3's protocol (5,000-image subset, committed cifar_resnet20 teacher, cifar_resnet8 student, SGD lr 0.05,
 batch 64, seed 0), for DIST + CutMix and, as the control, KD + CutMix. Every ``--every`` steps the gradient of the
 student's parameters is taken separately for the clean view's terms (CE + distillation) and for the second view's
 (distillation only), before the optimizer step: their norms, the loss terms and the CE are written to
-docs/diagnose_dist_cutmix.json and a PNG. Nothing is clipped (the reference does not clip).
+benchmarks/results/diagnose_dist_cutmix.json and a PNG. Nothing is clipped (the reference does not clip).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=140)
     parser.add_argument("--every", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output_dir", default="docs")
+    parser.add_argument("--output_dir", default="benchmarks/results")
     parser.add_argument("--teacher", default=v3.COMMITTED_TEACHER, help="Teacher folder (default: benchmark v3's).")
     args = parser.parse_args(argv)
     import tempfile

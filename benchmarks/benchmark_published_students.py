@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The R2KD authors' 15 published TinyImageNet students, evaluated through r2kd_hf on the real validation set.
 
-    python scripts/benchmark_published_students.py --weights ../shared/weights/r2kd-tinyimagenet-students \\
+    python benchmarks/benchmark_published_students.py --weights ../shared/weights/r2kd-tinyimagenet-students \\
         --dataset ../shared/data/tiny-imagenet-200
 
 For each student (3 teacher->student pairs x 5 second views) it runs ``r2kd-evaluate`` with the pair's TinyImageNet
@@ -128,7 +128,7 @@ def report(output_dir: str, corruption_images: int) -> str:
             lines.append(f"| {arch} ({teacher}) | {view} | {r['top1']:.4f} | {r['top5']:.4f} | {r['reference_top1']:.4f} | "
                          f"{r['predictions_differing_from_reference']} | {_fmt(rob.get('mca'))} | {_fmt(rob.get('mca_10'))} | "
                          f"{r['params']:,} | {r['macs']:,} |")
-    lines += ["", "Hardware: evaluated on a 2-core CPU (float32). Command: `python scripts/benchmark_published_students.py "
+    lines += ["", "Hardware: evaluated on a 2-core CPU (float32). Command: `python benchmarks/benchmark_published_students.py "
               "--weights <folder of the 15 .pth files> --dataset <Tiny-ImageNet-200 with a valid split>`; one student: "
               "`r2kd-evaluate --model <view>_res56_res20_student_best.pth --arch cifar_resnet20 --recipe "
               "tinyimagenet/r2kd-resnet20_from_resnet56 --dataset <folder> --corruptions all --corruption_max_images "
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default="../shared/weights/r2kd-tinyimagenet-students")
     parser.add_argument("--dataset", default="../shared/data/tiny-imagenet-200")
-    parser.add_argument("--output_dir", default="docs/benchmark_published_students")
+    parser.add_argument("--output_dir", default="benchmarks/results/benchmark_published_students")
     parser.add_argument("--corruption_images", type=int, default=2000, help="0: top-1/top-5 only.")
     parser.add_argument("--views", nargs="*", default=list(VIEWS), choices=VIEWS)
     parser.add_argument("--pairs", nargs="*", default=list(PAIRS), choices=list(PAIRS))

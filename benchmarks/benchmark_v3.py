@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Benchmark v3: benchmark v2's questions again, distilled from a strong teacher.
 
-    nohup python scripts/benchmark_v3.py --dataset ../shared/data/cifar10 --stage teacher > bench_v3_teacher.log 2>&1 &
-    nohup python scripts/benchmark_v3.py --dataset ../shared/data/cifar10 > bench_v3.log 2>&1 &        # the rows (hours)
-    # finished rows are cached in docs/benchmark_v3/results_v3.json (committed): any machine continues them
-    python scripts/benchmark_v3.py --dataset ../shared/data/cifar10 --report_only                    # tables and plots
+    nohup python benchmarks/benchmark_v3.py --dataset ../shared/data/cifar10 --stage teacher > bench_v3_teacher.log 2>&1 &
+    nohup python benchmarks/benchmark_v3.py --dataset ../shared/data/cifar10 > bench_v3.log 2>&1 &        # the rows (hours)
+    # finished rows are cached in benchmarks/results/benchmark_v3/results_v3.json (committed): any machine continues them
+    python benchmarks/benchmark_v3.py --dataset ../shared/data/cifar10 --report_only                    # tables and plots
 
 Protocol: exactly benchmark v2's `cpu` scale (same 5,000-image subset, same 500-image validation carve-out, same
 student cifar_resnet8, 20 epochs, x0.1 at 12 and 16, same seeds and data order, test split read once per run, mCA on
@@ -17,8 +17,8 @@ worker; the same batches in the same order, other random crops), which halves a 
            v2's 500 validation images (49,500 images), with the reference's optimiser (SGD momentum 0.9, lr 0.05, batch
            64, weight decay 5e-4 on every parameter, no clipping) and the reference's step schedule scaled from 240
            epochs to 120 (x0.1 at 75, 90, 105), in bf16 autocast, through the small-image path. It is trained once, in parts if need be
-           (--stop_after_minutes commits the newest checkpoint under docs/benchmark_v3/teacher_run/, and the next run
-           on any machine continues it bit-exactly), and committed under docs/benchmark_v3/teacher/ (safetensors +
+           (--stop_after_minutes commits the newest checkpoint under benchmarks/results/benchmark_v3/teacher_run/, and the next run
+           on any machine continues it bit-exactly), and committed under benchmarks/results/benchmark_v3/teacher/ (safetensors +
            config.json, recipe, training log), so that every later machine distils from the same weights.
 """
 
@@ -48,11 +48,11 @@ v2 = _load_v2()
 
 # The reference's 240 epochs with x0.1 at 150/180/210, scaled to half: 120 epochs, x0.1 at 75, 90, 105. Two shorter
 # attempts stayed below the 0.88 this benchmark needs: 30 epochs (x0.1 at 18, 24) 0.8621 and 64 epochs (x0.1 at 40, 48,
-# 56) 0.8762 test top-1 (docs/benchmark_v3/teacher_30_epochs, teacher_64_epochs). bf16 autocast (the optimiser state and
+# 56) 0.8762 test top-1 (benchmarks/results/benchmark_v3/teacher_30_epochs, teacher_64_epochs). bf16 autocast (the optimiser state and
 # weights stay fp32) makes a step of this network 1.6x faster on a CPU with avx512_bf16 (129 -> 79 ms at batch 64).
 TEACHER = dict(architecture="cifar_resnet20", epochs=120, decay=[75, 90, 105], learning_rate=0.05, batch_size=64,
                weight_decay=5e-4, seed=1234, channels_last=True, bf16=True)
-COMMITTED_TEACHER = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "benchmark_v3", "teacher"))
+COMMITTED_TEACHER = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "benchmark_v3", "teacher"))
 # Finished runs, committed beside the teacher: the cache that lets the benchmark continue on any machine.
 COMMITTED_RESULTS = os.path.join(os.path.dirname(COMMITTED_TEACHER), "results_v3.json")
 # The rows' scales. cpu: v2's protocol (5,000-image subset). gpu: the teacher's own 49,500 training images and v2's 500
@@ -90,7 +90,7 @@ def teacher_splits(dataset: str):
 
 def train_strong_teacher(dataset: str, work_dir: str, use_cpu: bool, stop_after_minutes: float | None = None) -> dict | None:
     """Train (or resume) the teacher. Resumes from ``work_dir`` or, on a fresh machine, from the checkpoint committed
-    under ``docs/benchmark_v3/teacher_run`` (a long schedule runs over several sessions). With ``stop_after_minutes``
+    under ``benchmarks/results/benchmark_v3/teacher_run`` (a long schedule runs over several sessions). With ``stop_after_minutes``
     the run stops at the first epoch end past that time, commits its checkpoint and returns None."""
     import shutil
 
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--stage", choices=("teacher", "rows"), default="rows")
     parser.add_argument("--work_dir", default=".bench_cache/v3")
-    parser.add_argument("--report_dir", default="docs")
+    parser.add_argument("--report_dir", default="benchmarks/results")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rows", nargs="+", default=None, help="Subset of row names, in the order to run (default: all).")
     parser.add_argument("--report_only", action="store_true", help="Only rebuild the report from cached results.")

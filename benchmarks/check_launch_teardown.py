@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Launch a tiny 2-process CPU distillation N times in a row and count how each launch ended.
 
-    python scripts/check_launch_teardown.py --launches 20            # ~7 min on 2 cores
+    python benchmarks/check_launch_teardown.py --launches 20            # ~7 min on 2 cores
 
 Every launch must exit 0 within the time limit; a SIGABRT of a rank, another non-zero code or a hang (timeout) is
 counted and its last stderr lines printed. This is a check script, not a test: it takes minutes and measures a

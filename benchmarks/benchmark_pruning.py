@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Pruned students: params, MACs, CPU latency (batch 1 and 64) and accuracy after distillation.
 
-    python scripts/benchmark_pruning.py --dataset ../shared/data/cifar10 --ratios 0 0.3 0.5 0.7
+    python benchmarks/benchmark_pruning.py --dataset ../shared/data/cifar10 --ratios 0 0.3 0.5 0.7
 
 Prune-then-distill at the quality benchmark's CPU scale: the student starts as a copy of the (cached) CE-trained
 teacher, cifar_resnet20, with 0/30/50/70 % of its channels removed (Torch-Pruning, L1 magnitude), then is distilled
 from that teacher with full R2KD (CutMix view + pruned teacher) for 5 epochs on the same 4,000-image subset and
 evaluated on the full CIFAR-10 test split. Latency: median of 30 forwards on this machine's CPU. Writes
-docs/benchmark_pruning.{json,md}.
+benchmarks/results/benchmark_pruning.{json,md}.
 """
 
 import argparse
@@ -75,10 +75,10 @@ def main(argv=None) -> int:
     lines += [f"| {r['channels_removed']:.0%} | {r['params']:,} | {r['macs']:,} | {r['latency_ms_batch1']:.2f} | {r['latency_ms_batch64']:.1f} | "
               f"{r['final_top1']:.4f} | {r['best_top1']:.4f} |" for r in rows]
     print("\n".join(lines))
-    os.makedirs("docs", exist_ok=True)
-    with open("docs/benchmark_pruning.md", "w") as handle:
+    os.makedirs("benchmarks/results", exist_ok=True)
+    with open("benchmarks/results/benchmark_pruning.md", "w") as handle:
         handle.write("\n".join(lines) + "\n")
-    with open("docs/benchmark_pruning.json", "w") as handle:
+    with open("benchmarks/results/benchmark_pruning.json", "w") as handle:
         json.dump(rows, handle, indent=2)
     return 0
 

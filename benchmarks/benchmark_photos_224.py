@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """224 px data rate on real photographs: JPEG decode + RandomResizedCrop + flip + normalise, per DataLoader worker.
 
-    python scripts/benchmark_photos_224.py --photos ../shared/data/imagenette-224 --workers 1 2
+    python benchmarks/benchmark_photos_224.py --photos ../shared/data/imagenette-224 --workers 1 2
 
 Measures images/s of timm's 224 px training transform (r2kd_hf's ``transform_style: timm``) through the same
 DataLoader and collator as training, on the photos' train split, and on the same number of upscaled CIFAR JPEGs
-(400x300, quality 90; the stand-in earlier figures used) for comparison. Writes docs/benchmark_photos_224px.{json,md}.
+(400x300, quality 90; the stand-in earlier figures used) for comparison. Writes benchmarks/results/benchmark_photos_224px.{json,md}.
 The number of workers a GPU needs is its step's images/s divided by one worker's rate on that machine.
 """
 
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--output_dir", default="docs")
+    parser.add_argument("--output_dir", default="benchmarks/results")
     args = parser.parse_args(argv)
 
     import r2kd_hf  # noqa: F401

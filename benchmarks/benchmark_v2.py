@@ -2,9 +2,9 @@
 """Benchmark v2: does the augmented view help R2KD and hurt KD, does the pruned teacher add anything, is R2KD more
 robust under common corruptions, and what should a user pick? Real CIFAR-10, resumable, cached per configuration.
 
-    nohup python scripts/benchmark_v2.py --dataset ../shared/data/cifar10 --scale cpu > bench_v2.log 2>&1 &   # hours
-    python scripts/benchmark_v2.py --dataset ../shared/data/cifar10 --report_only                             # tables
-    python scripts/benchmark_v2.py --dataset <cifar100 or cifar10> --scale full                               # a GPU
+    nohup python benchmarks/benchmark_v2.py --dataset ../shared/data/cifar10 --scale cpu > bench_v2.log 2>&1 &   # hours
+    python benchmarks/benchmark_v2.py --dataset ../shared/data/cifar10 --report_only                             # tables
+    python benchmarks/benchmark_v2.py --dataset <cifar100 or cifar10> --scale full                               # a GPU
 
 Protocol (exactly what runs):
   cpu : a seeded 5,000-image subset of the training split, of which 500 (stratified, seeded) are a validation split
@@ -22,7 +22,7 @@ teacher. Seeds 0, 1, 2; the seed also fixes the data order, so every row sees th
 Runs go seed by seed (all rows of seed 0 first), so an interrupted benchmark still has complete, comparable seeds.
 Keep the work dir's teacher with its results: a teacher retrained elsewhere is not bit-identical, so the script
 refuses to distil new rows into a cache whose teacher is gone (use a new --work_dir and rerun the baselines there).
-Writes docs/benchmark_v2.{md,json} and docs/benchmark_v2_{clean_vs_mca,augmentation_gain}.png.
+Writes benchmarks/results/benchmark_v2.{md,json} and benchmarks/results/benchmark_v2_{clean_vs_mca,augmentation_gain}.png.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rows", nargs="+", default=None, help="Subset of row names (default: all).")
     parser.add_argument("--work_dir", default=".bench_cache/v2")
-    parser.add_argument("--report_dir", default="docs")
+    parser.add_argument("--report_dir", default="benchmarks/results")
     parser.add_argument("--use_cpu", action="store_true")
     parser.add_argument("--report_only", action="store_true", help="Only rebuild the report from cached results.")
     args = parser.parse_args(argv)

@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Data-pipeline benchmark: is training stalled by JPEG decoding and augmentation?
 
-    python scripts/benchmark_data.py --dataset ../shared/data/cifar10 --workers 0 1 2
+    python benchmarks/benchmark_data.py --dataset ../shared/data/cifar10 --workers 0 1 2
 
 Runs the same R2KD training step (teacher cifar_resnet56 -> student cifar_resnet20 at 32 px, CutMix view, pruned
 teacher, batch 64) once on ready tensors and once on real CIFAR-10 images decoded with PIL and augmented
 (pad-and-crop + flip) through datasets' lazy transform, for each number of DataLoader workers, and reports the ratio
 of step times (1.0 = no data stall). ``--image_size 224`` repeats it with timm's 224 px training transform.
-Writes docs/benchmark_data_<size>px.json.
+Writes benchmarks/results/benchmark_data_<size>px.json.
 """
 
 import argparse
@@ -56,8 +56,8 @@ def main(argv=None) -> int:
         real_s = statistics.median(trainer_step_times(models, real, opts, opts.steps, opts.warmup, dataloader_num_workers=workers))
         result["real"][workers] = {"ms_per_step": real_s * 1000, "ratio_to_ready": real_s / ready_s}
         print(f"decoded + augmented, {workers} workers: {real_s * 1000:.1f} ms/step, ratio {real_s / ready_s:.3f}", flush=True)
-    os.makedirs("docs", exist_ok=True)
-    with open(os.path.join("docs", f"benchmark_data_{opts.image_size}px.json"), "w") as handle:
+    os.makedirs("benchmarks/results", exist_ok=True)
+    with open(os.path.join("benchmarks/results", f"benchmark_data_{opts.image_size}px.json"), "w") as handle:
         json.dump(result, handle, indent=2)
     return 0
 
