@@ -112,7 +112,7 @@ def time_trainer(models, dataset, opts, scale, batch, steps, warmup, workers, **
         result = {"step_s": statistics.median(intervals), "steps_timed": len(intervals)}
         if opts.device.startswith("cuda"):
             result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        if trainer.teachers is not None:  # the teachers alone on one batch of the run's own kind
+        if trainer.teacher is not None:  # the teachers alone on one batch of the run's own kind
             batch_inputs = next(iter(trainer.get_train_dataloader()))
             x = batch_inputs["pixel_values"].to(args.device)
             if x.dtype == torch.uint8:
@@ -120,7 +120,7 @@ def time_trainer(models, dataset, opts, scale, batch, steps, warmup, workers, **
             if trainer.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             augmented = trainer.second_view(x) if trainer.second_view is not None else None
-            result["teachers_s"] = timed(lambda: trainer.teachers.targets(x, augmented), scale["parts_repeats"], opts.device)
+            result["teachers_s"] = timed(lambda: trainer.teacher.targets(x, augmented), scale["parts_repeats"], opts.device)
     return result
 
 
@@ -273,11 +273,11 @@ def parts_of_r2kd_full(models, dataset, opts, batch: int, repeats: int) -> dict:
         y = b["labels"].to(args.device)
         x = trainer._device_augment(raw, True) if raw.dtype == torch.uint8 else raw
         x_aug = trainer.second_view(x)
-        t_clean, t_aug, _ = trainer.teachers.targets(x, x_aug)
+        t_clean, t_aug, _ = trainer.teacher.targets(x, x_aug)
         with torch.no_grad():
             s_clean, s_aug = student(x), student(x_aug)
         s_clean, s_aug = getattr(s_clean, "logits", s_clean), getattr(s_aug, "logits", s_aug)
-        teachers = trainer.teachers
+        teachers = trainer.teacher
 
         def data():
             next(iter(loader))["pixel_values"].to(args.device)

@@ -36,11 +36,11 @@ def instrumented_trainer(every: int):
         records: list = []
 
         def distillation_step(self, model, pixel_values, labels, student_logits):
-            if self.state.global_step % every or self.teachers is None or self.second_view is None:
+            if self.state.global_step % every or self.teacher is None or self.second_view is None:
                 return super().distillation_step(model, pixel_values, labels, student_logits)
             args = self.args
             augmented = self.second_view(pixel_values)
-            target, target_aug, _ = self.teachers.targets(pixel_values, augmented)
+            target, target_aug, _ = self.teacher.targets(pixel_values, augmented)
             ce = torch.nn.functional.cross_entropy(student_logits.float(), labels)
             kd = self.distillation_loss(student_logits, target, labels=labels, epoch=self.current_epoch_number)
             s_aug = logits_of(model(augmented))
