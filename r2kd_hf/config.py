@@ -64,7 +64,7 @@ class R2KDConfig(TrainingArguments):
     save_on_signal: bool = option(True, "On SIGTERM or SIGINT (preemption, a scheduler's time limit, Ctrl-C), finish the step, "
                                   "write a checkpoint and stop with the signal's exit code (143/130); --resume_from_checkpoint "
                                   "last continues. A second signal stops at once.")
-    # Optimisation defaults of the reference trainer (mdistiller), not of transformers (see README, "Reference").
+    # Optimisation defaults of the reference trainer (mdistiller), not of transformers (docs/reference_fidelity.md).
     max_grad_norm: float = option(0.0, "Gradient clipping norm; 0 disables it. The reference never clips (transformers' default is 1.0).")
     weight_decay_all_parameters: bool = option(True, "Apply weight_decay to every parameter, biases and norm weights included, "
                                                "as the reference's plain SGD does. False: transformers' grouping (no decay on biases "
@@ -98,7 +98,7 @@ class R2KDConfig(TrainingArguments):
     renormalize_teacher_inputs: bool = option(True, "Re-normalise inputs for the teacher when its timm data config differs from the "
                                               "student's.")
 
-    # The fast path (docs/benchmarks.md, "Fast path"). Defaults keep the reference's fp32, eager, NCHW teachers.
+    # The fast path (docs/fast_path_and_gpus.md). Defaults keep the reference's fp32, eager, NCHW teachers.
     teacher_precision: str = option("fp32", "Precision of the teacher forwards (autocast): fp32 (reference), bf16, fp16, or auto "
                                     "(bf16 where the accelerator supports it, else fp32). Targets stay fp32. Unavailable here: one "
                                     "warning, fp32.")

@@ -2,8 +2,8 @@
 
 The reference is the authors' code (GitHub ``Seonghak35/R2KD``, built on mdistiller). Each :class:`ReferencePoint`
 names the recipe field that controls the behaviour, the reference's value, and why it matters. ``--print_recipe``
-marks every resolved field that differs from the reference with these notes, and the README's "Reference behaviour"
-table lists the same points.
+marks every resolved field that differs from the reference with these notes, and ``docs/reference_fidelity.md`` is
+generated from them.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ REFERENCE_POINTS: tuple[ReferencePoint, ...] = (
     ReferencePoint("pruned_teacher_bn", "batch_stats", "the pruned copy stays in train mode: BatchNorm uses batch statistics", "distillers/_base.py"),
     ReferencePoint("transform_style", "cifar", "RandomCrop with padding + horizontal flip", "dataset/*.py"),
     ReferencePoint("teacher_precision", "fp32", "fp32 teachers (bf16 is an r2kd_hf option; its measured effect is in "
-                   "docs/benchmarks.md, fast path)", "distillers/_base.py"),
+                   "docs/fast_path_and_gpus.md)", "distillers/_base.py"),
 )
 """Points with a single reference value; :func:`differences` compares a resolved recipe with them."""
 
@@ -101,7 +101,7 @@ def annotate_recipe_text(text: str, resolved: dict[str, Any]) -> str:
             line = f"{line}  # differs from the {notes[key]}"
         lines.append(line)
     header = (
-        f"# {len(notes)} field(s) differ from the R2KD reference code (marked below); see README 'Reference behaviour'.\n"
+        f"# {len(notes)} field(s) differ from the R2KD reference code (marked below); see docs/reference_fidelity.md.\n"
         if notes
         else "# every field with a reference value matches the R2KD reference code.\n"
     )

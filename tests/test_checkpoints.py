@@ -68,3 +68,12 @@ def test_convert_teacher_writes_a_folder_timm_and_transformers_load(tmp_path):
         torch.testing.assert_close(auto(x).logits, expected)
         assert auto.config.id2label[7] == "class_7"
         torch.testing.assert_close(r2kd_hf.load_student(str(out))(x).logits, expected)
+
+
+def test_cifar_networks_are_unknown_to_timm_until_r2kd_hf_is_imported():
+    # the troubleshooting row: the fix is `import r2kd_hf` first, not a timm upgrade
+    code = "import timm; timm.create_model('cifar_resnet8')"
+    without = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert without.returncode != 0 and "Unknown model (cifar_resnet8)" in without.stderr
+    with_import = subprocess.run([sys.executable, "-c", "import r2kd_hf; " + code], capture_output=True, text=True, timeout=300)
+    assert with_import.returncode == 0, with_import.stderr[-2000:]

@@ -113,3 +113,22 @@ def test_timm_and_cifar_transforms():
     assert torch.equal(evaluation(image), evaluation(image))  # eval is deterministic
     with pytest.raises(ValueError, match="Unknown transform style"):
         build_transforms(config, style="fancy")
+
+
+def test_streaming_refuses_what_a_stream_cannot_give(tmp_path):
+    from r2kd_hf.data import load_streaming_dataset
+    from r2kd_hf.messages import UsageError
+
+    digits = digits_dataset(image_size=8)
+    only_train = tmp_path / "only_train" / "data"
+    only_train.mkdir(parents=True)
+    digits["train"].select(range(20)).to_parquet(str(only_train / "train-00000-of-00001.parquet"))
+    with pytest.raises(UsageError, match="has no validation/test split, and a held-out part cannot be carved from a stream"):
+        load_streaming_dataset(str(tmp_path / "only_train"))
+    plain = tmp_path / "plain_labels" / "data"
+    plain.mkdir(parents=True)
+    for split in ("train", "test"):  # integer labels, not a ClassLabel
+        part = digits[split].select(range(20))
+        part.cast_column("label", datasets.Value("int64")).to_parquet(str(plain / f"{split}-00000-of-00001.parquet"))
+    with pytest.raises(UsageError, match="is not a ClassLabel, so a stream cannot tell its classes"):
+        load_streaming_dataset(str(tmp_path / "plain_labels"))

@@ -92,3 +92,10 @@ def test_an_untraceable_model_gets_a_message_that_names_it(tmp_path):
 
     with pytest.raises(ValueError, match="ONNX cannot trace SpectralHead.*linalg_svdvals.*--opset"):
         export_onnx(SpectralHead(), str(tmp_path / "bad.onnx"), input_size=(3, 8, 8))
+
+
+def test_an_unfaithful_export_is_an_error_not_a_file_to_deploy(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    # a tolerance no export can meet stands in for an operator that ONNX Runtime computes differently
+    with pytest.raises(ValueError, match="ONNX Runtime's logits differ from torch's by .* is not faithful; do not deploy"):
+        export_onnx(model, str(tmp_path / "m.onnx"), input_size=(3, 8, 8), tolerance=-1.0)

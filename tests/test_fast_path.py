@@ -136,11 +136,14 @@ def test_every_teacher_option_matches_the_eager_fp32_logits(caplog):
     assert (bf16.argmax(1) == reference.argmax(1)).float().mean() >= 0.97
     assert (bf16 - reference).norm() / reference.norm() < 0.03
     # torch.compile (or, where this machine cannot compile, the eager fallback with one warning)
-    with caplog.at_level(logging.WARNING, logger="r2kd_hf.teacher"):
+    with caplog.at_level(logging.INFO, logger="r2kd_hf.teacher"):
         compiled = Teacher(teacher, compile_mode="default")
         torch.testing.assert_close(compiled.targets(batch)[0], reference, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(compiled.targets(batch[:7])[0], reference[:7], atol=1e-4, rtol=1e-4)  # a short last batch
-    assert len([r for r in caplog.records if "compile" in r.getMessage()]) <= 1
+    messages = [r.getMessage() for r in caplog.records]
+    # the first call says why the first step waits, once (the troubleshooting table quotes it)
+    assert len([m for m in messages if m.startswith(f"Compiling {type(teacher).__name__} with torch.compile (mode default)")]) == 1
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING and "compile" in r.getMessage()]) <= 1
 
 
 def test_fp32_teachers_stay_fp32_inside_the_students_mixed_precision():

@@ -168,3 +168,11 @@ def test_cifar_networks_carry_what_timm_reads(name):
     assert torch.isfinite(out["loss"]) and out["output"].shape == (2, 4)
     config = timm.data.resolve_data_config(model=student)
     assert config["input_size"] == (3, 32, 32) and len(config["mean"]) == 3
+
+
+def test_a_missing_recipe_lists_the_shipped_ones():
+    from r2kd_hf.app.recipe import find_recipe
+
+    with pytest.raises(FileNotFoundError, match="Recipe 'nosuch' does not exist: it is neither a file nor a shipped recipe.*"
+                                                "Shipped recipes .*quickstart"):
+        find_recipe("nosuch")

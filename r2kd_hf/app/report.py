@@ -28,7 +28,7 @@ def finish(trainer: R2KDTrainer, model_args: ModelArguments, data_args: DataArgu
     broken = nonfinite_parameters(unwrap(trainer.accelerator.unwrap_model(trainer.model)))
     if broken:  # never saved as the final model, never pushed
         raise NonFiniteLossError(f"The trained {role} holds NaN or inf values ({len(broken)} tensors, first {broken[0]!r}); it was "
-                                 "not saved or pushed. Lower --learning_rate or use fp32 (see the troubleshooting table).")
+                                 "not saved or pushed. Lower --learning_rate or use fp32 (docs/troubleshooting.md).")
     metrics = _latest_eval(trainer) or trainer.evaluate()  # no second pass when the last step was just evaluated
     if not training_args.push_to_hub:  # push_to_hub saves the model itself, once, with the final card
         trainer.save_model()

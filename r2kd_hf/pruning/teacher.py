@@ -1,4 +1,4 @@
-"""Pruned copies of the teacher for the R2KD teacher ensemble."""
+"""Pruned copies of the teacher, which the run's :class:`~r2kd_hf.teacher.Teacher` mixes into its targets."""
 
 from __future__ import annotations
 
