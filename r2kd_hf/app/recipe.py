@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 class ModelArguments:
     """Which teacher and student to use, and how to build them."""
 
-    teacher: str | None = option(None, "Teacher: a local folder, a Hub repo id, 'hf-hub:<repo>' or a timm name (with "
-        "pretrained weights).")
+    teacher: str | None = option(None, "Teacher: a local folder, a Hub repo id, 'hf-hub:<repo>', a timm name (with "
+        "pretrained weights) or a checkpoint file (.pth/.pt/.safetensors; its network in teacher_arch).")
     teacher_revision: str | None = option(None, "Hub revision (branch, tag or commit) of the teacher.")
     student: str = option("cifar_resnet8", "Student: a timm name (e.g. resnet18, cifar_resnet8x4), a local folder or a Hub "
         "repo id.")
@@ -44,8 +44,9 @@ class ModelArguments:
         "cores).")
     train_teacher_epochs: float = option(0.0, "When no teacher is given, first train one with cross-entropy for this many "
         "epochs (quickstart).")
-    teacher_arch: str = option("cifar_resnet20", "Architecture of a teacher trained by this run (a timm name; with "
-        "teacher_pretrained, one with pretrained weights such as resnet50.a1_in1k).")
+    teacher_arch: str = option("cifar_resnet20", "Network of a teacher given as a checkpoint file (e.g. cifar_resnet32x4), "
+        "or of a teacher trained by this run (a timm name; with teacher_pretrained, one with pretrained weights such as "
+        "resnet50.a1_in1k).")
     teacher_pretrained: bool = option(False, "Start the run's own teacher from teacher_arch's pretrained weights, i.e. "
         "fine-tune it on this dataset (needs the Hub, or timm's cache).")
     teacher_learning_rate: float | None = option(None, "Learning rate of that teacher training (default: the student's).")
