@@ -136,6 +136,34 @@ def report(output_dir: str, corruption_images: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def docs_robustness_table(output_dir: str) -> str:
+    """The user guide's robustness table (docs/benchmarks.md, "Published students"): mCA (mCA-10) per student."""
+    rows = ["| student (paper's teacher) | " + " | ".join(VIEWS) + " |", "|" + "---|" * (len(VIEWS) + 1)]
+    for pair, (arch, _, teacher) in PAIRS.items():
+        cells = []
+        for view in VIEWS:
+            path = os.path.join(output_dir, "robustness", f"{view}_{pair}.json")
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as handle:
+                    measured = json.load(handle)
+                cells.append(f"{measured['mca']:.4f} ({measured['mca_10']:.4f})")
+            else:
+                cells.append("not measured")
+        rows.append(f"| {arch} ({teacher}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def update_docs(page: str, output_dir: str) -> None:
+    """Replace the robustness table of ``page`` (between its ``<!-- published-robustness -->`` markers)."""
+    with open(page, encoding="utf-8") as handle:
+        text = handle.read()
+    start, end = "<!-- published-robustness -->\n", "<!-- end published-robustness -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(page, "w", encoding="utf-8") as handle:
+        handle.write(head + start + docs_robustness_table(output_dir) + end + tail)
+
+
 def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
@@ -149,6 +177,7 @@ def main(argv=None) -> int:
     parser.add_argument("--views", nargs="*", default=list(VIEWS), choices=VIEWS)
     parser.add_argument("--pairs", nargs="*", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument("--report_only", action="store_true")
+    parser.add_argument("--docs", default="docs/benchmarks.md", help="The guide whose robustness table is rewritten ('' : none).")
     args = parser.parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
     if not args.report_only:
@@ -163,6 +192,8 @@ def main(argv=None) -> int:
     text = report(args.output_dir, args.corruption_images)
     with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as handle:
         handle.write(text)
+    if args.docs:
+        update_docs(args.docs, args.output_dir)
     print(text)
     return 0
 
