@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -58,7 +59,8 @@ def export_onnx(model: nn.Module | str, output: str, *, input_size: tuple[int, i
     example = torch.randn(2, *size)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", torch.jit.TracerWarning)
             torch.onnx.export(wrapper, (example,), output, input_names=["pixel_values"], output_names=["logits"],
                               dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
                               dynamo=False)
@@ -74,8 +76,12 @@ def export_onnx(model: nn.Module | str, output: str, *, input_size: tuple[int, i
     got = session.run(["logits"], {"pixel_values": x.numpy().astype(np.float32)})[0]
     difference = float(np.abs(got - expected).max())
     if difference > tolerance:
+        # the usual cause is Python control flow on tensor values, which the tracer freezes; it warned where
+        traced = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+        where = (f" The tracer warned at {os.path.basename(traced[0].filename)}:{traced[0].lineno}: "
+                 f"{str(traced[0].message).split('.')[0]}; make that branch tensor-only.") if traced else ""
         raise ValueError(f"ONNX Runtime's logits differ from torch's by {difference:.2e} (> {tolerance:g}) on a batch of "
-                         f"{len(x)}: the export of {type(model).__name__} is not faithful; do not deploy {output}.")
+                         f"{len(x)}: the export of {type(model).__name__} is not faithful; do not deploy {output}.{where}")
     return {"path": output, "opset": opset, "input_size": list(size), "max_abs_diff": difference, "check_batch": len(x)}
 
 

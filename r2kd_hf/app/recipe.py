@@ -237,13 +237,8 @@ def parse_recipe(
     parser = HfArgumentParser(tuple(classes.values()), allow_abbrev=False)  # no silent prefixes
     parser.add_argument("--recipe", default=known.recipe, help="YAML recipe (sections: model, data, training).")
     parser.add_argument("--print_recipe", action="store_true", help="Print the fully resolved recipe and exit.")
-    defaults = {key: value for values in recipe.values() for key, value in values.items()}
-    if "output_dir" not in defaults and known.recipe:
-        defaults["output_dir"] = os.path.join("outputs", os.path.splitext(os.path.basename(known.recipe))[0])
-    if default_output_dir and not recipe_given:
-        defaults["output_dir"] = default_output_dir
     cleared, rest = _cleared_fields(rest, classes.values())
-    parser.set_defaults(**defaults)
+    parser.set_defaults(**_parser_defaults(recipe, known.recipe, None if recipe_given else default_output_dir))
     namespace, extra = parser.parse_known_args(args=rest)
     for name, empty in cleared.items():
         setattr(namespace, name, empty)
@@ -268,6 +263,20 @@ def parse_recipe(
         print(annotate_recipe_text(text, {**dataclasses.asdict(data_args), **training}))
         raise SystemExit(0)
     return model_args, data_args, training_args, {"recipe_path": known.recipe, "recipe_text": text}
+
+
+def _parser_defaults(recipe: dict[str, dict[str, Any]], recipe_path: str | None, output_dir: str | None) -> dict[str, Any]:
+    """The recipe's values as the parser's defaults, with an output folder always named.
+
+    A recipe that names no ``output_dir`` writes to ``outputs/<recipe name>``; ``output_dir`` (a command's own
+    folder for its built-in recipe) wins over both, so two commands sharing a recipe never share a folder.
+    """
+    defaults = {key: value for values in recipe.values() for key, value in values.items()}
+    if "output_dir" not in defaults and recipe_path:
+        defaults["output_dir"] = os.path.join("outputs", os.path.splitext(os.path.basename(recipe_path))[0])
+    if output_dir:
+        defaults["output_dir"] = output_dir
+    return defaults
 
 
 CLEAR_WORDS = ("none", "null", "[]")
