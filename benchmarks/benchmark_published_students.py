@@ -97,7 +97,8 @@ def _done(path: str, work, *work_args) -> dict:
     return result
 
 
-def report(output_dir: str, corruption_images: int) -> str:
+def load_results(output_dir: str) -> dict[str, dict]:
+    """Every student measured so far, ``"<view>_<pair>"`` -> its evaluation, with ``"robustness"`` once measured."""
     results = {}
     for name in sorted(os.listdir(output_dir)):
         if name.endswith(".json"):
@@ -107,6 +108,10 @@ def report(output_dir: str, corruption_images: int) -> str:
             if os.path.exists(robustness):
                 with open(robustness, encoding="utf-8") as handle:
                     results[name[:-5]]["robustness"] = json.load(handle)
+    return results
+
+
+def report(results: dict[str, dict], corruption_images: int) -> str:
     total, robust = len(VIEWS) * len(PAIRS), sum(1 for r in results.values() if "robustness" in r)
     status = f"top-1/top-5 of {len(results)} of {total} students" + (f", robustness of {robust}" if corruption_images else "")
     complete = len(results) == total and (robust == total or not corruption_images)
@@ -136,32 +141,29 @@ def report(output_dir: str, corruption_images: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def docs_robustness_table(output_dir: str) -> str:
+def docs_robustness_table(results: dict[str, dict]) -> str:
     """The user guide's robustness table (docs/benchmarks.md, "Published students"): mCA (mCA-10) per student."""
     rows = ["| student (paper's teacher) | " + " | ".join(VIEWS) + " |", "|" + "---|" * (len(VIEWS) + 1)]
     for pair, (arch, _, teacher) in PAIRS.items():
         cells = []
         for view in VIEWS:
-            path = os.path.join(output_dir, "robustness", f"{view}_{pair}.json")
-            if os.path.exists(path):
-                with open(path, encoding="utf-8") as handle:
-                    measured = json.load(handle)
-                cells.append(f"{measured['mca']:.4f} ({measured['mca_10']:.4f})")
-            else:
-                cells.append("not measured")
+            measured = results.get(f"{view}_{pair}", {}).get("robustness")
+            cells.append(f"{measured['mca']:.4f} ({measured['mca_10']:.4f})" if measured else "not measured")
         rows.append(f"| {arch} ({teacher}) | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 
 
-def update_docs(page: str, output_dir: str) -> None:
+def update_docs(page: str, results: dict[str, dict]) -> None:
     """Replace the robustness table of ``page`` (between its ``<!-- published-robustness -->`` markers)."""
     with open(page, encoding="utf-8") as handle:
         text = handle.read()
     start, end = "<!-- published-robustness -->\n", "<!-- end published-robustness -->"
+    if start not in text or end not in text.split(start, 1)[-1]:
+        raise SystemExit(f"{page} has no '{start.strip()}' ... '{end}' markers; add them around its table, or pass --docs ''.")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     with open(page, "w", encoding="utf-8") as handle:
-        handle.write(head + start + docs_robustness_table(output_dir) + end + tail)
+        handle.write(head + start + docs_robustness_table(results) + end + tail)
 
 
 def _fmt(value) -> str:
@@ -189,11 +191,12 @@ def main(argv=None) -> int:
         for view, pair in jobs if args.corruption_images else []:
             result = _done(os.path.join(args.output_dir, "robustness", f"{view}_{pair}.json"), robustness_one, args.weights, view, pair, args)
             print(f"{view}_{pair}: mCA {result['mca']:.4f} on {result['images']} images", flush=True)
-    text = report(args.output_dir, args.corruption_images)
+    results = load_results(args.output_dir)
+    text = report(results, args.corruption_images)
     with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as handle:
         handle.write(text)
     if args.docs:
-        update_docs(args.docs, args.output_dir)
+        update_docs(args.docs, results)
     print(text)
     return 0
 
